@@ -1,0 +1,225 @@
+//! The validated model: what the rest of gatehouse reads.
+//!
+//! Every value here has been checked (paths exist, names resolve, addresses parse), defaults are
+//! filled in, and durations and sizes are typed. Nothing in this module touches TOML; `file.rs`
+//! holds the serde model and `validate.rs` turns one into the other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole, valid configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (absolute), for messages and `/status`.
+    pub path: PathBuf,
+    pub server: Server,
+    pub admin: Admin,
+    pub log: Log,
+    pub limits: Limits,
+    pub listeners: Vec<Listener>,
+    pub upstreams: Vec<Upstream>,
+    pub apps: Vec<App>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub pid_file: Option<PathBuf>,
+    /// Where worker sockets live; `$XDG_RUNTIME_DIR/gatehouse` or `/tmp/gatehouse-<uid>` by default.
+    pub runtime_dir: PathBuf,
+    /// How long TERM waits for in-flight requests before closing what is left.
+    pub graceful_timeout: Duration,
+    pub watch_config: bool,
+    /// Peers whose X-Forwarded-For we extend instead of replacing.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// `None` when `listen = "off"`.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Log {
+    /// A tracing filter directive, e.g. `info` or `gatehouse=debug,hyper=warn`.
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: AccessLogTarget,
+    pub access_format: AccessFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// Nginx/Apache combined.
+    Combined,
+    /// One JSON object per line.
+    Json,
+    /// A Gunicorn-style `%(h)s %(r)s ...` format string, kept verbatim; the proxy compiles it.
+    Gunicorn(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_header_bytes: u64,
+    pub max_header_count: usize,
+    pub max_body_size: u64,
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub address: ListenAddress,
+    /// Accept HTTP/2 (prior-knowledge h2c on plain listeners, ALPN on TLS ones).
+    pub http2: bool,
+    /// `Some(prefix)`: answer every request with a redirect to prefix + path and query.
+    pub redirect_https: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenAddress {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    /// An inherited descriptor (`fd:3`), for socket activation.
+    Fd(i32),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            ListenAddress::Fd(fd) => write!(f, "fd:{fd}"),
+        }
+    }
+}
+
+/// A server of an upstream: where to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Host and port; the host is resolved at connect time.
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(hostport) => write!(f, "{hostport}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<Endpoint>,
+    pub connect_timeout: Duration,
+    /// Waiting for the response head; 504 when it passes.
+    pub timeout: Duration,
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// `None`: a successful connect is healthy.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures before a server leaves the rotation.
+    pub failures: u32,
+}
+
+/// An app whose worker processes gatehouse launches (the supervisor issue fills this in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// `None` matches any host.
+    pub host: Option<HostPattern>,
+    /// A prefix, starting with `/`.
+    pub path: String,
+    pub action: Action,
+    /// For app/upstream actions: remove `path` from the forwarded request path.
+    pub strip_prefix: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Lower-case host name without port.
+    Exact(String),
+    /// `*.example.com` is stored as `.example.com` (lower-case), matching any deeper name.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Static(Static),
+    /// The name of an app or an upstream (they share one namespace).
+    Forward(String),
+    /// A URL template; `{host}` and `{uri}` are substituted.
+    Redirect(String),
+    Respond { status: u16, body: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Static {
+    /// Canonical (symlinks resolved) directory.
+    pub root: PathBuf,
+    pub index: Vec<String>,
+    pub cache_control: Option<String>,
+    pub precompressed: bool,
+    pub dotfiles: bool,
+    /// An app or upstream that answers when the file is missing (Nginx `try_files $uri @app`).
+    pub fallback: Option<String>,
+}
+
+/// An IPv4 or IPv6 network, e.g. `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix_len.min(32));
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix_len.min(128));
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Forwarding one request to an upstream server (stub).

@@ -1,0 +1,1 @@
+//! Static files (owned by the static-files work; stub).

@@ -1,0 +1,1 @@
+//! Upstream server sets and their connection pools (stub).
