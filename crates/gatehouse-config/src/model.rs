@@ -4,6 +4,7 @@
 //! filled in, and durations and sizes are typed. Nothing in this module touches TOML; `file.rs`
 //! holds the serde model and `validate.rs` turns one into the other.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,10 +148,58 @@ pub struct Health {
     pub failures: u32,
 }
 
-/// An app whose worker processes gatehouse launches (the supervisor issue fills this in).
+/// An app whose worker processes gatehouse launches and supervises (Gunicorn's arbiter).
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
     pub name: String,
+    pub launch: Launch,
+    /// The workers' working directory (absolute); the config file's directory by default.
+    pub directory: PathBuf,
+    /// Added to the environment gatehouse itself was started with.
+    pub env: BTreeMap<String, String>,
+    /// Worker processes at start; `"auto"` was already resolved to 2 x cores + 1.
+    pub workers: usize,
+    /// In-flight requests one worker takes: 1 for sync workers, N for threads, ~1000 for async.
+    pub concurrency: usize,
+    /// Whole-request deadline: 504, stack dump (ABRT), worker replaced.
+    pub timeout: Duration,
+    /// How long a draining worker may finish its requests before KILL.
+    pub graceful_timeout: Duration,
+    /// Recycle a worker after this many requests; 0 = never.
+    pub max_requests: u64,
+    /// A random 0..=jitter is added per worker so that workers do not all recycle at once.
+    pub max_requests_jitter: u64,
+    /// Recycle a worker whose process group's RSS exceeds this many bytes.
+    pub max_memory: Option<u64>,
+    /// How long a new worker may take to accept connections (and pass `health`).
+    pub startup_timeout: Duration,
+    /// Requests waiting for a free worker slot; above it, 503 with Retry-After.
+    pub queue_size: usize,
+    /// How long a request may wait in the queue before 503.
+    pub queue_timeout: Duration,
+    /// `None`: a worker is healthy while it accepts connections on its socket.
+    pub health: Option<Health>,
+    /// Drop privileges to this user (name or numeric id) when spawning workers.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// SCRIPT_NAME for the built-in WSGI worker: starts with `/`, no trailing `/`.
+    pub root_path: Option<String>,
+    /// Read the whole request body before forwarding and the whole response before sending,
+    /// so that a slow client never holds a worker slot (Nginx's buffering; on for sync workers).
+    pub buffering: bool,
+}
+
+/// How an app's worker processes are started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// argv with `{socket}`, `{port}` and `{worker}` placeholders not yet substituted.
+    Command(Vec<String>),
+    /// The built-in WSGI worker loading `target` (`module:callable`) with `python`.
+    Wsgi {
+        target: String,
+        /// `python3` (looked up in PATH) by default; an absolute path when the config gave a path.
+        python: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +213,7 @@ pub struct Route {
     pub strip_prefix: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HostPattern {
     /// Lower-case host name without port.
     Exact(String),
@@ -179,7 +228,10 @@ pub enum Action {
     Forward(String),
     /// A URL template; `{host}` and `{uri}` are substituted.
     Redirect(String),
-    Respond { status: u16, body: String },
+    Respond {
+        status: u16,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,12 +263,20 @@ impl Cidr {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let bits = u32::from(self.prefix_len.min(32));
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 let bits = u32::from(self.prefix_len.min(128));
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
