@@ -14,6 +14,8 @@ pub enum ProxyError {
     BadRequest(&'static str),
     #[error("request body larger than the limit")]
     BodyTooLarge,
+    #[error("request headers larger than the limit")]
+    HeadersTooLarge,
     #[error("no route for this host and path")]
     NoRoute,
 
@@ -25,6 +27,11 @@ pub enum ProxyError {
         target: String,
         #[source]
         source: hyper::Error,
+    },
+    #[error("upstream {target} broke the protocol: {reason}")]
+    UpstreamProtocol {
+        target: String,
+        reason: &'static str,
     },
     #[error("upstream {target} did not answer in time")]
     UpstreamTimeout { target: String },
@@ -39,8 +46,11 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoWorker { .. } | ProxyError::QueueFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

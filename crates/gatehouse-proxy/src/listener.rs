@@ -1,0 +1,249 @@
+//! Listeners: bind TCP and Unix sockets, accept under the global connection limit, serve each
+//! connection with hyper-util's auto builder (HTTP/1.1, and prior-knowledge h2c when enabled), and
+//! drain gracefully when told to stop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_config::model::{self, ListenAddress};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::conn_io::{ConnIo, ConnState, MAX_REQUEST_LINE};
+use crate::service::{self, ConnInfo};
+use crate::Proxy;
+
+/// Pending connections the kernel may queue for us (Nginx uses 511 on Linux).
+const BACKLOG: i32 = 1024;
+
+/// A bound socket with the listener settings it serves.
+pub struct Listener {
+    socket: Socket,
+    config: model::Listener,
+    local: String,
+}
+
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Binds `config.address`. Must run inside the tokio runtime.
+    pub fn bind(config: &model::Listener) -> io::Result<Listener> {
+        let (socket, local) = match &config.address {
+            ListenAddress::Tcp(address) => {
+                let listener = bind_tcp(*address)?;
+                let local = listener.local_addr()?.to_string();
+                (Socket::Tcp(listener), local)
+            }
+            ListenAddress::Unix(path) => {
+                let listener = bind_unix(path)?;
+                (Socket::Unix(listener), format!("unix:{}", path.display()))
+            }
+            ListenAddress::Fd(fd) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("fd:{fd}: socket activation is not supported yet"),
+                ))
+            }
+        };
+        Ok(Listener {
+            socket,
+            config: config.clone(),
+            local,
+        })
+    }
+
+    /// The bound address (with the real port when the config said port 0).
+    pub fn local_addr(&self) -> &str {
+        &self.local
+    }
+
+    pub fn config(&self) -> &model::Listener {
+        &self.config
+    }
+
+    /// Accepts and serves until `stop` turns true, then stops accepting and waits for the
+    /// connections it started to finish (the caller bounds that wait with `graceful_timeout`).
+    pub async fn serve(self, proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
+        let graceful = GracefulShutdown::new();
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            // Take the connection slot before accepting: at the limit, new clients wait in the
+            // kernel's backlog instead of being accepted and starved.
+            let permit = tokio::select! {
+                permit = Arc::clone(&proxy.connections).acquire_owned() => permit,
+                _ = stop.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                accepted = self.accept() => accepted,
+                _ = stop.changed() => break,
+            };
+            match accepted {
+                Ok(accepted) => {
+                    backoff = Duration::from_millis(10);
+                    self.serve_connection(accepted, &proxy, &graceful, permit);
+                }
+                Err(error) => {
+                    // EMFILE and friends: wait a little instead of spinning; the listener survives.
+                    tracing::warn!(%error, listener = %self.local, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        tracing::info!(listener = %self.local, connections = graceful.count(), "listener stopped; draining");
+        drop(self.socket);
+        graceful.shutdown().await;
+    }
+
+    async fn accept(&self) -> io::Result<Accepted> {
+        match &self.socket {
+            Socket::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                // Small responses must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            Socket::Unix(listener) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Accepted::Unix(stream))
+            }
+        }
+    }
+
+    fn serve_connection(
+        &self,
+        accepted: Accepted,
+        proxy: &Arc<Proxy>,
+        graceful: &GracefulShutdown,
+        permit: OwnedSemaphorePermit,
+    ) {
+        match accepted {
+            Accepted::Tcp(stream, peer) => {
+                self.spawn_connection(stream, Some(peer), proxy, graceful, permit)
+            }
+            Accepted::Unix(stream) => self.spawn_connection(stream, None, proxy, graceful, permit),
+        }
+    }
+
+    fn spawn_connection<S>(
+        &self,
+        stream: S,
+        peer: Option<SocketAddr>,
+        proxy: &Arc<Proxy>,
+        graceful: &GracefulShutdown,
+        permit: OwnedSemaphorePermit,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let site = proxy.site();
+        let limits = site.limits();
+        let state = ConnState::new(false);
+        let io = ConnIo::new(
+            stream,
+            Arc::clone(&state),
+            limits.header_timeout,
+            limits.keepalive_timeout,
+        );
+        let info = Arc::new(ConnInfo {
+            peer,
+            scheme: "http",
+            redirect_https: self.config.redirect_https.clone(),
+            state,
+        });
+        let builder = http_builder(limits, self.config.http2);
+        let proxy = Arc::clone(proxy);
+        let service = service_fn(move |request| {
+            service::handle(Arc::clone(&proxy), Arc::clone(&info), request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+fn http_builder(limits: &model::Limits, http2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let header_bytes = usize::try_from(limits.max_header_bytes).unwrap_or(usize::MAX);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // ConnIo owns the header and keep-alive deadlines (hyper's would close without a 408).
+        .header_read_timeout(None)
+        .max_headers(limits.max_header_count)
+        // The head must fit in the read buffer: request line plus headers; more is a 431.
+        .max_buf_size((header_bytes.saturating_add(MAX_REQUEST_LINE)).max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX));
+    if http2 {
+        builder
+    } else {
+        builder.http1_only()
+    }
+}
+
+fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    // Restarts must not fail on connections still in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if address.is_ipv6() {
+        // `[::]:80` and `0.0.0.0:80` may both be configured, as in Nginx.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Binds a Unix socket, first removing a stale socket file left by a dead process. A socket that
+/// still answers belongs to someone alive and is not touched.
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    if let Ok(metadata) = std::fs::symlink_metadata(path) {
+        if !metadata.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use by another process", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path)
+}

@@ -1,0 +1,29 @@
+//! Command-line interface (clap). Usage errors exit with code 2, as clap does by default.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// One binary in place of Nginx + Gunicorn: TLS, static files, reverse proxy and app workers.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run in the foreground.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, default_value = "gatehouse.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration like `nginx -t`: print "configuration OK" or every error.
+    Check {
+        /// The configuration file.
+        #[arg(short, long, default_value = "gatehouse.toml")]
+        config: PathBuf,
+    },
+}

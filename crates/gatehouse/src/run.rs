@@ -1,0 +1,199 @@
+//! `gatehouse run`: load the config (before binding anything), bind every listener, serve, and
+//! react to signals: TERM drains gracefully, INT and QUIT stop at once, HUP re-reads the config,
+//! USR1 reopens the access log.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gatehouse_config::Config;
+use gatehouse_proxy::{AccessLog, Listener, Proxy, Site};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
+
+pub fn run(path: &Path) -> ExitCode {
+    let config = match gatehouse_config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}", check::describe(&error));
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gatehouse")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::from(EXIT_RUNTIME_FAILURE);
+        }
+    };
+    let result = runtime.block_on(serve(path.to_path_buf(), config));
+    // Connections cut by a quick stop may still own blocking file reads; do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::from(EXIT_RUNTIME_FAILURE)
+        }
+    }
+}
+
+/// How the serving loop ended.
+enum Stop {
+    Graceful,
+    Quick,
+}
+
+async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
+    let access_log = AccessLog::start(&config.log.access_log, &config.log.access_format)
+        .context("cannot open the access log")?;
+    let proxy = Proxy::new(Site::new(&config), access_log);
+
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for listener_config in &config.listeners {
+        let listener = Listener::bind(listener_config)
+            .with_context(|| format!("cannot listen on {}", listener_config.address))?;
+        tracing::info!("listening on {}", listener.local_addr());
+        listeners.push(listener);
+    }
+    let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
+
+    let (stop_sender, stop) = watch::channel(false);
+    let mut serving = JoinSet::new();
+    for listener in listeners {
+        serving.spawn(listener.serve(Arc::clone(&proxy), stop.clone()));
+    }
+
+    let mut graceful_timeout = config.server.graceful_timeout;
+    let ending = loop {
+        match signals.next().await {
+            Event::Terminate => break Stop::Graceful,
+            Event::Quit => break Stop::Quick,
+            Event::Reload => {
+                if let Some(timeout) = reload(&path, &proxy) {
+                    graceful_timeout = timeout;
+                }
+            }
+            Event::ReopenLogs => {
+                tracing::info!("reopening log files");
+                proxy.access_log().reopen();
+            }
+        }
+    };
+
+    let _ = stop_sender.send(true);
+    if let Stop::Graceful = ending {
+        tracing::info!(timeout = ?graceful_timeout, "draining: finishing in-flight requests");
+        let drained = tokio::time::timeout(graceful_timeout, async {
+            while serving.join_next().await.is_some() {}
+        })
+        .await;
+        match drained {
+            Ok(()) => tracing::info!("drained; stopping"),
+            Err(_) => tracing::warn!(
+                open = proxy.open_connections(),
+                "graceful timeout passed; closing the connections left"
+            ),
+        }
+    } else {
+        tracing::info!("stopping now");
+    }
+    drop(pid_file);
+    Ok(())
+}
+
+/// Re-reads the config. A valid one replaces routes, static settings, limits and the access log;
+/// an invalid one is logged and changes nothing. Returns the new graceful timeout.
+fn reload(path: &Path, proxy: &Proxy) -> Option<Duration> {
+    let config = match gatehouse_config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(
+                "reload rejected, the old config keeps serving:\n{}",
+                check::describe(&error)
+            );
+            return None;
+        }
+    };
+    let access_log = match AccessLog::start(&config.log.access_log, &config.log.access_format) {
+        Ok(access_log) => access_log,
+        Err(error) => {
+            tracing::error!(%error, "reload rejected: cannot open the access log");
+            return None;
+        }
+    };
+    proxy.replace_site(Site::new(&config));
+    proxy.replace_access_log(access_log);
+    tracing::info!("reload applied (listener changes take effect at the next start)");
+    Some(config.server.graceful_timeout)
+}
+
+enum Event {
+    Terminate,
+    Quit,
+    Reload,
+    ReopenLogs,
+}
+
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    quit: Signal,
+    hangup: Signal,
+    user1: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            hangup: signal(SignalKind::hangup())?,
+            user1: signal(SignalKind::user_defined1())?,
+        })
+    }
+
+    async fn next(&mut self) -> Event {
+        tokio::select! {
+            _ = self.terminate.recv() => Event::Terminate,
+            _ = self.interrupt.recv() => Event::Quit,
+            _ = self.quit.recv() => Event::Quit,
+            _ = self.hangup.recv() => Event::Reload,
+            _ = self.user1.recv() => Event::ReopenLogs,
+        }
+    }
+}
+
+/// `[server] pid_file`: written once listeners are bound, removed on exit.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<PidFile> {
+        let Some(path) = path else {
+            return Ok(PidFile(None));
+        };
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+        Ok(PidFile(Some(path.to_path_buf())))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
