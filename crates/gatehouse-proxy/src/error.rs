@@ -33,6 +33,8 @@ pub enum ProxyError {
         target: String,
         reason: &'static str,
     },
+    #[error("upstream {target} failed while sending its response body")]
+    UpstreamBody { target: String },
     #[error("upstream {target} did not answer in time")]
     UpstreamTimeout { target: String },
     #[error("no worker of {app} is ready")]
@@ -50,7 +52,8 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Connect { .. }
             | ProxyError::Upstream { .. }
-            | ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::UpstreamBody { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoWorker { .. } | ProxyError::QueueFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

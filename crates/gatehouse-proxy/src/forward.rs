@@ -29,6 +29,7 @@ use crate::upstream::body::UpstreamBody;
 use crate::upstream::server::Lease;
 
 pub(crate) use deadline::{IdleTimeout, Progress};
+pub(crate) use headers::wants_websocket as wants_upgrade;
 
 /// What the caller knows about the client that the upstream should learn from headers.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! requests read; [`Proxy`] holds the live site and access log behind `ArcSwap`s.
 
 pub mod access_log;
+pub mod app_pool;
 pub mod body;
 mod conn_io;
 pub mod error;
@@ -14,6 +15,7 @@ mod log_body;
 pub mod route;
 mod service;
 pub mod site;
+mod spool;
 pub mod static_files;
 pub mod upstream;
 

@@ -212,7 +212,8 @@ async fn forward_to(
     let request = request.map(|incoming| body::boxed(Limited::new(incoming, limit)));
     let result = match backend {
         Backend::Upstream(upstream) => upstream.forward(request, context).await,
-        Backend::App(name) => Err(ProxyError::NoWorker { app: name.clone() }),
+        Backend::App(pool) => pool.forward(request, context).await,
+        Backend::Missing(name) => Err(ProxyError::NoWorker { app: name.clone() }),
     };
     result.unwrap_or_else(|error| {
         if error.is_client_error() {

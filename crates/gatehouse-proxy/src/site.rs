@@ -9,6 +9,7 @@ use bytes::Bytes;
 use gatehouse_config::model::{Action, Cidr, Config, Limits};
 use http::StatusCode;
 
+use crate::app_pool::AppPool;
 use crate::route::RouteTable;
 use crate::static_files::StaticFiles;
 use crate::upstream::{HealthChecks, Upstream};
@@ -47,13 +48,16 @@ pub(crate) enum RouteAction {
 #[derive(Clone)]
 pub(crate) enum Backend {
     Upstream(Arc<Upstream>),
-    /// An app whose workers gatehouse launches; dispatch to its pool arrives with the supervisor.
-    App(String),
+    /// An app whose workers gatehouse launches.
+    App(Arc<AppPool>),
+    /// A name with no pool behind it (only if the binary did not start the app).
+    Missing(String),
 }
 
 impl Site {
-    /// Compiles `config`. Cannot fail: the config was validated.
-    pub fn new(config: &Config) -> Site {
+    /// Compiles `config`, with the app pools the binary keeps across reloads. Cannot fail: the
+    /// config was validated, so every name a route uses is an upstream or one of `apps`.
+    pub fn new(config: &Config, apps: &HashMap<String, Arc<AppPool>>) -> Site {
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .upstreams
             .iter()
@@ -63,9 +67,10 @@ impl Site {
             .values()
             .filter_map(|upstream| upstream.spawn_health_checks())
             .collect();
-        let backend = |name: &str| match upstreams.get(name) {
-            Some(upstream) => Backend::Upstream(Arc::clone(upstream)),
-            None => Backend::App(name.to_string()),
+        let backend = |name: &str| match (upstreams.get(name), apps.get(name)) {
+            (Some(upstream), _) => Backend::Upstream(Arc::clone(upstream)),
+            (None, Some(app)) => Backend::App(Arc::clone(app)),
+            (None, None) => Backend::Missing(name.to_string()),
         };
         let routes = config.routes.iter().map(|route| {
             let action = match &route.action {

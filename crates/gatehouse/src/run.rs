@@ -2,6 +2,7 @@
 //! react to signals: TERM drains gracefully, INT and QUIT stop at once, HUP re-reads the config,
 //! USR1 reopens the access log.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let access_log = AccessLog::start(&config.log.access_log, &config.log.access_format)
         .context("cannot open the access log")?;
-    let proxy = Proxy::new(Site::new(&config), access_log);
+    let apps = HashMap::new();
+    let proxy = Proxy::new(Site::new(&config, &apps), access_log);
 
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for listener_config in &config.listeners {
@@ -133,7 +135,7 @@ fn reload(path: &Path, proxy: &Proxy) -> Option<Duration> {
             return None;
         }
     };
-    proxy.replace_site(Site::new(&config));
+    proxy.replace_site(Site::new(&config, &HashMap::new()));
     proxy.replace_access_log(access_log);
     tracing::info!("reload applied (listener changes take effect at the next start)");
     Some(config.server.graceful_timeout)
