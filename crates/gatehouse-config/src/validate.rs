@@ -345,7 +345,9 @@ impl Validator<'_> {
                 }
             }
             let Some(address) = address else { continue };
-            if let Some(first) = seen.get(&address) {
+            // Port 0 asks the kernel for a fresh port each time, so it never collides.
+            let ephemeral = matches!(&address, ListenAddress::Tcp(socket) if socket.port() == 0);
+            if let Some(first) = seen.get(&address).filter(|_| !ephemeral) {
                 self.problem(
                     &address_path,
                     format!("duplicate listener address {address} (also listener[{first}])"),

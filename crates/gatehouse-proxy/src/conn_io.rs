@@ -11,6 +11,8 @@
 //! runs while a keep-alive connection sits idle, so the two limits could not differ. The wrapper
 //! learns where requests begin and end from [`ConnState`], which the service updates.
 
+mod head_scan;
+
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -22,8 +24,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// The longest request line accepted (Nginx's default header buffer); longer gets 414.
-pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+pub use head_scan::MAX_REQUEST_LINE;
+use head_scan::{HeadScanner, Scan};
 
 const URI_TOO_LONG_RESPONSE: &[u8] = b"HTTP/1.1 414 URI Too Long\r\n\
 content-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\nconnection: close\r\n\r\n\
@@ -39,6 +41,10 @@ pub struct ConnState {
     started: AtomicU64,
     finished: AtomicU64,
     http2: AtomicBool,
+    /// The connection switched protocols (WebSocket): its bytes are no longer HTTP.
+    upgraded: AtomicBool,
+    /// The number of the request whose head carried both Content-Length and Transfer-Encoding.
+    flagged_request: AtomicU64,
 }
 
 impl ConnState {
@@ -52,10 +58,16 @@ impl ConnState {
     /// Marks a request as in flight until the returned guard is dropped (response head ready,
     /// or the request abandoned).
     pub fn begin_request(self: &Arc<Self>) -> RequestGuard {
-        self.started.fetch_add(1, Ordering::Relaxed);
+        let number = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         RequestGuard {
             state: Arc::clone(self),
+            number,
         }
+    }
+
+    /// After a 101: stop treating the bytes as HTTP (no deadlines, no head checks).
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
     }
 
     fn in_flight(&self) -> bool {
@@ -65,6 +77,16 @@ impl ConnState {
 
 pub struct RequestGuard {
     state: Arc<ConnState>,
+    /// 1 for the connection's first request.
+    number: u64,
+}
+
+impl RequestGuard {
+    /// The request's head carried both Content-Length and Transfer-Encoding (hyper keeps only
+    /// the latter, so the header map cannot tell).
+    pub fn had_length_and_chunked(&self) -> bool {
+        self.state.flagged_request.load(Ordering::Relaxed) == self.number
+    }
 }
 
 impl Drop for RequestGuard {
@@ -96,8 +118,10 @@ pub struct ConnIo<S> {
     /// `started` count at the time we last saw bytes: a change means hyper dispatched a request.
     seen_started: u64,
     any_bytes: bool,
-    /// Bytes of the current head's request line so far; `None` once its line end was seen.
-    request_line_bytes: Option<usize>,
+    /// Watches the head being read, if it began at a read boundary between requests.
+    scanner: Option<HeadScanner>,
+    /// The number the scanned head's request will get when hyper dispatches it.
+    scanned_request: u64,
     /// The request line was too long: answer 414 on the next read.
     reject_uri: bool,
     armed: Deadline,
@@ -122,7 +146,8 @@ impl<S> ConnIo<S> {
             head_started: None,
             seen_started: 0,
             any_bytes: false,
-            request_line_bytes: None,
+            scanner: None,
+            scanned_request: 0,
             reject_uri: false,
             armed: Deadline::None,
             sleep: Box::pin(tokio::time::sleep_until(now + header_timeout)),
@@ -148,13 +173,24 @@ impl<S> ConnIo<S> {
             && !self.state.http2.load(Ordering::Relaxed)
         {
             self.head_started = Some(now);
-            self.request_line_bytes = Some(0);
+            self.scanner = Some(HeadScanner::new());
+            self.scanned_request = started + 1;
         }
-        if let Some(so_far) = self.request_line_bytes {
-            match bytes.iter().position(|&byte| byte == b'\n') {
-                Some(_) => self.request_line_bytes = None,
-                None if so_far + bytes.len() > MAX_REQUEST_LINE => self.reject_uri = true,
-                None => self.request_line_bytes = Some(so_far + bytes.len()),
+        if let Some(scanner) = &mut self.scanner {
+            match scanner.feed(bytes) {
+                Scan::More => {}
+                Scan::RequestLineTooLong => {
+                    self.reject_uri = true;
+                    self.scanner = None;
+                }
+                Scan::Done(facts) => {
+                    if facts.length_and_chunked {
+                        self.state
+                            .flagged_request
+                            .store(self.scanned_request, Ordering::Relaxed);
+                    }
+                    self.scanner = None;
+                }
             }
         }
     }
@@ -182,6 +218,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.state.upgraded.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
         if this.reject_uri {
             let _ = Pin::new(&mut this.inner).poll_write(cx, URI_TOO_LONG_RESPONSE);
             let _ = Pin::new(&mut this.inner).poll_flush(cx);

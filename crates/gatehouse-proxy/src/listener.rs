@@ -197,9 +197,15 @@ fn http_builder(limits: &model::Limits, http2: bool) -> auto::Builder<TokioExecu
         .timer(TokioTimer::new())
         // ConnIo owns the header and keep-alive deadlines (hyper's would close without a 408).
         .header_read_timeout(None)
-        .max_headers(limits.max_header_count)
-        // The head must fit in the read buffer: request line plus headers; more is a 431.
-        .max_buf_size((header_bytes.saturating_add(MAX_REQUEST_LINE)).max(8192));
+        // hyper's own limits sit at twice ours, so that a head over our limit still reaches the
+        // service and gets a proper 431 page; only absurd heads meet hyper's bare 431.
+        .max_headers(limits.max_header_count.saturating_mul(2).max(100))
+        .max_buf_size(
+            header_bytes
+                .saturating_mul(2)
+                .saturating_add(MAX_REQUEST_LINE)
+                .max(8192),
+        );
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -43,7 +43,7 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let _in_flight = conn.state.begin_request();
+    let in_flight = conn.state.begin_request();
     let started = Instant::now();
     let site = proxy.site();
     let access_log = proxy.access_log();
@@ -65,8 +65,16 @@ pub(crate) async fn handle(
         )
     });
 
-    let (mut response, route) =
-        respond(&site, &conn, request, &request_id, peer_ip, peer_trusted).await;
+    let (mut response, route) = if in_flight.had_length_and_chunked() {
+        // hyper dropped the Content-Length; we refuse the ambiguity outright (RFC 9112 6.1).
+        let error = ProxyError::BadRequest("both Content-Length and Transfer-Encoding");
+        (error.into_response(), None)
+    } else {
+        respond(&site, &conn, request, &request_id, peer_ip, peer_trusted).await
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        conn.state.mark_upgraded();
+    }
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), request_id);
@@ -125,14 +133,6 @@ async fn respond(
 fn check_request<B>(site: &Site, request: &Request<B>) -> Result<(), ProxyError> {
     let headers = request.headers();
     if request.version() <= Version::HTTP_11 {
-        // hyper lets Transfer-Encoding win; we refuse the ambiguity outright (RFC 9112 6.1).
-        if headers.contains_key(header::TRANSFER_ENCODING)
-            && headers.contains_key(header::CONTENT_LENGTH)
-        {
-            return Err(ProxyError::BadRequest(
-                "both Content-Length and Transfer-Encoding",
-            ));
-        }
         if request.version() == Version::HTTP_11 && !headers.contains_key(header::HOST) {
             return Err(ProxyError::BadRequest("missing Host header"));
         }

@@ -66,6 +66,12 @@ fn duplicate_listener_addresses() {
 }
 
 #[test]
+fn port_zero_listeners_are_not_duplicates() {
+    let text = "[[listener]]\naddress = \"127.0.0.1:0\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n";
+    assert_eq!(ok(text).listeners.len(), 2);
+}
+
+#[test]
 fn redirect_https() {
     let config = ok(&format!(
         "{LISTENER}redirect_https = \"https://{{host}}:8443\"\n"
