@@ -186,6 +186,17 @@ impl AppPool {
             .map_or(0, |known| known.served.load(Ordering::Relaxed))
     }
 
+    /// Requests on `worker` right now.
+    pub fn in_flight(&self, worker: WorkerId) -> usize {
+        let state = self.lock();
+        state
+            .rotation
+            .iter()
+            .chain(&state.draining)
+            .find(|known| known.id == worker)
+            .map_or(0, |known| known.server.outstanding())
+    }
+
     /// True when `worker` gets no new requests and has none in flight.
     pub fn idle(&self, worker: WorkerId) -> bool {
         let mut state = self.lock();

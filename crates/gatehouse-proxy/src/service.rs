@@ -132,10 +132,8 @@ async fn respond(
 /// Rejections that need no route: request smuggling shapes and the body size limit.
 fn check_request<B>(site: &Site, request: &Request<B>) -> Result<(), ProxyError> {
     let headers = request.headers();
-    if request.version() <= Version::HTTP_11 {
-        if request.version() == Version::HTTP_11 && !headers.contains_key(header::HOST) {
-            return Err(ProxyError::BadRequest("missing Host header"));
-        }
+    if request.version() == Version::HTTP_11 && !headers.contains_key(header::HOST) {
+        return Err(ProxyError::BadRequest("missing Host header"));
     }
     // hyper bounds HTTP/1 heads by its buffer and count; this also covers HTTP/2 header lists.
     if headers.len() > site.limits.max_header_count {

@@ -2,6 +2,7 @@
 //! config, proxy and supervisor crates. This is the only crate that reads the environment or the
 //! command line, installs the tracing subscriber, handles OS signals, or decides the exit code.
 
+mod apps;
 mod check;
 mod cli;
 mod logging;

@@ -1,12 +1,13 @@
-//! `gatehouse run`: load the config (before binding anything), bind every listener, serve, and
-//! react to signals: TERM drains gracefully, INT and QUIT stop at once, HUP re-reads the config,
-//! USR1 reopens the access log.
+//! `gatehouse run`: load the config (before binding anything), bind every listener, start the
+//! apps' workers, serve, and turn signals into actions:
+//! TERM drains gracefully, INT and QUIT stop at once, HUP re-reads the config and rolls every
+//! app's workers, TTIN/TTOU add or remove a worker per app, USR1 reopens the access log.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use gatehouse_config::Config;
@@ -15,6 +16,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::apps::{self, Apps};
 use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
 
 pub fn run(path: &Path) -> ExitCode {
@@ -55,69 +57,91 @@ enum Stop {
     Quick,
 }
 
+type Rolling<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
 async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let access_log = AccessLog::start(&config.log.access_log, &config.log.access_format)
         .context("cannot open the access log")?;
-    let apps = HashMap::new();
-    let proxy = Proxy::new(Site::new(&config, &apps), access_log);
 
+    // Bind first: a taken port should fail the start before any worker is spawned.
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for listener_config in &config.listeners {
         let listener = Listener::bind(listener_config)
             .with_context(|| format!("cannot listen on {}", listener_config.address))?;
-        tracing::info!("listening on {}", listener.local_addr());
         listeners.push(listener);
     }
+    let (apps, mut app_events) = Apps::start(&config, std::env::temp_dir())?;
+    let proxy = Proxy::new(Site::new(&config, &apps.pools()), access_log);
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
     let (stop_sender, stop) = watch::channel(false);
     let mut serving = JoinSet::new();
     for listener in listeners {
+        tracing::info!("listening on {}", listener.local_addr());
         serving.spawn(listener.serve(Arc::clone(&proxy), stop.clone()));
     }
 
     let mut graceful_timeout = config.server.graceful_timeout;
+    // A HUP's worker roll runs alongside the loop, so timeouts and signals are handled meanwhile.
+    let mut rolling: Option<Rolling<'_>> = None;
     let ending = loop {
-        match signals.next().await {
-            Event::Terminate => break Stop::Graceful,
-            Event::Quit => break Stop::Quick,
-            Event::Reload => {
-                if let Some(timeout) = reload(&path, &proxy) {
-                    graceful_timeout = timeout;
+        tokio::select! {
+            event = signals.next() => match event {
+                Event::Terminate => break Stop::Graceful,
+                Event::Quit => break Stop::Quick,
+                Event::Reload => {
+                    if let Some(config) = reload(&path, &proxy, &apps) {
+                        graceful_timeout = config.server.graceful_timeout;
+                        let apps = &apps;
+                        // A newer HUP supersedes a roll in progress, as in the supervisor.
+                        rolling = Some(Box::pin(async move { apps.roll(&config).await }));
+                    }
                 }
-            }
-            Event::ReopenLogs => {
-                tracing::info!("reopening log files");
-                proxy.access_log().reopen();
+                Event::AddWorker => apps.scale(1),
+                Event::RemoveWorker => apps.scale(-1),
+                Event::ReopenLogs => {
+                    tracing::info!("reopening log files");
+                    proxy.access_log().reopen();
+                }
+            },
+            Some(event) = app_events.recv() => apps.handle(event),
+            () = async { if let Some(roll) = rolling.as_mut() { roll.await } else { std::future::pending().await } } => {
+                rolling = None;
             }
         }
     };
+    drop(rolling);
 
     let _ = stop_sender.send(true);
-    if let Stop::Graceful = ending {
-        tracing::info!(timeout = ?graceful_timeout, "draining: finishing in-flight requests");
-        let drained = tokio::time::timeout(graceful_timeout, async {
-            while serving.join_next().await.is_some() {}
-        })
-        .await;
-        match drained {
-            Ok(()) => tracing::info!("drained; stopping"),
-            Err(_) => tracing::warn!(
-                open = proxy.open_connections(),
-                "graceful timeout passed; closing the connections left"
-            ),
+    match ending {
+        Stop::Graceful => {
+            tracing::info!(timeout = ?graceful_timeout, "draining: finishing in-flight requests");
+            let drained = tokio::time::timeout(graceful_timeout, async {
+                while serving.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    open = proxy.open_connections(),
+                    "graceful timeout passed; closing the connections left"
+                );
+            }
+            apps.shutdown(true).await;
+            tracing::info!("stopped");
         }
-    } else {
-        tracing::info!("stopping now");
+        Stop::Quick => {
+            tracing::info!("stopping now");
+            apps.shutdown(false).await;
+        }
     }
     drop(pid_file);
     Ok(())
 }
 
-/// Re-reads the config. A valid one replaces routes, static settings, limits and the access log;
-/// an invalid one is logged and changes nothing. Returns the new graceful timeout.
-fn reload(path: &Path, proxy: &Proxy) -> Option<Duration> {
+/// Re-reads the config. A valid one replaces routes, static settings, limits and the access log,
+/// and is returned so the apps can roll to it; an invalid one is logged and changes nothing.
+fn reload(path: &Path, proxy: &Proxy, apps: &Apps) -> Option<Config> {
     let config = match gatehouse_config::load(path) {
         Ok(config) => config,
         Err(error) => {
@@ -135,16 +159,23 @@ fn reload(path: &Path, proxy: &Proxy) -> Option<Duration> {
             return None;
         }
     };
-    proxy.replace_site(Site::new(&config, &HashMap::new()));
+    for app in apps::missing(apps, &config) {
+        tracing::warn!(app = %app.name, "new apps start at the next start; requests to it get 503");
+    }
+    proxy.replace_site(Site::new(&config, &apps.pools()));
     proxy.replace_access_log(access_log);
-    tracing::info!("reload applied (listener changes take effect at the next start)");
-    Some(config.server.graceful_timeout)
+    tracing::info!(
+        "config reloaded; rolling app workers (listener changes take effect at the next start)"
+    );
+    Some(config)
 }
 
 enum Event {
     Terminate,
     Quit,
     Reload,
+    AddWorker,
+    RemoveWorker,
     ReopenLogs,
 }
 
@@ -154,6 +185,8 @@ struct Signals {
     quit: Signal,
     hangup: Signal,
     user1: Signal,
+    ttin: Signal,
+    ttou: Signal,
 }
 
 impl Signals {
@@ -164,6 +197,8 @@ impl Signals {
             quit: signal(SignalKind::quit())?,
             hangup: signal(SignalKind::hangup())?,
             user1: signal(SignalKind::user_defined1())?,
+            ttin: signal(SignalKind::from_raw(libc::SIGTTIN))?,
+            ttou: signal(SignalKind::from_raw(libc::SIGTTOU))?,
         })
     }
 
@@ -174,6 +209,8 @@ impl Signals {
             _ = self.quit.recv() => Event::Quit,
             _ = self.hangup.recv() => Event::Reload,
             _ = self.user1.recv() => Event::ReopenLogs,
+            _ = self.ttin.recv() => Event::AddWorker,
+            _ = self.ttou.recv() => Event::RemoveWorker,
         }
     }
 }
