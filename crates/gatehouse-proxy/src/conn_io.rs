@@ -126,6 +126,8 @@ pub struct ConnIo<S> {
     reject_uri: bool,
     armed: Deadline,
     sleep: Pin<Box<Sleep>>,
+    /// When `sleep` fires; it may be earlier than `armed` (see `poll_read`).
+    sleep_at: Instant,
 }
 
 impl<S> ConnIo<S> {
@@ -151,6 +153,7 @@ impl<S> ConnIo<S> {
             reject_uri: false,
             armed: Deadline::None,
             sleep: Box::pin(tokio::time::sleep_until(now + header_timeout)),
+            sleep_at: now + header_timeout,
         }
     }
 
@@ -237,15 +240,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => {
-                let desired = this.desired_deadline();
-                if desired != this.armed {
-                    this.armed = desired;
-                    if let Deadline::Idle(at) | Deadline::Head(at) = desired {
-                        this.sleep.as_mut().reset(at);
-                    }
-                }
-                if this.armed == Deadline::None || this.sleep.as_mut().poll(cx).is_pending() {
+                this.armed = this.desired_deadline();
+                let (Deadline::Idle(at) | Deadline::Head(at)) = this.armed else {
                     return Poll::Pending;
+                };
+                // The timer moves only when the deadline comes closer; a later deadline (the
+                // usual case: each request pushes the idle limit out) is checked when the
+                // earlier timer fires, which saves a timer-wheel update per request.
+                if at < this.sleep_at {
+                    this.sleep.as_mut().reset(at);
+                    this.sleep_at = at;
+                }
+                loop {
+                    if this.sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if Instant::now() >= at {
+                        break;
+                    }
+                    this.sleep.as_mut().reset(at);
+                    this.sleep_at = at;
                 }
                 if let Deadline::Head(_) = this.armed {
                     // Best effort: the socket buffer is empty while we wait for a head, so this
