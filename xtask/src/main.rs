@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's scripts, written in Rust so they run wherever cargo does.
 //!
-//! - `cargo xtask test [-- ARGS]`: prepare what the end-to-end tests need (Python venv, curl),
-//!   build the binary, run every test of the workspace.
+//! - `cargo xtask test [-- ARGS]`: prepare what the end-to-end tests need (Python venv, curl,
+//!   promtool), build the binary, run every test of the workspace.
 //! - `cargo xtask ci`: `cargo fmt --check`, clippy with `-D warnings`, then `test`.
 //! - `cargo xtask bench [--duration 8s] [--connections 64] [--rounds 2]`: gatehouse against Nginx,
 //!   same run, alternating.

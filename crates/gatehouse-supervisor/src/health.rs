@@ -1,7 +1,10 @@
 //! Readiness and health checks of one worker.
 //!
 //! A probe is an HTTP/1.1 `GET health.path` over the worker's socket (or port) with
-//! `Host: localhost`, passing on any 2xx; with no `health` configured, a successful connect passes.
+//! `Host: localhost`, passing on any 2xx. With no `health.path`, readiness waits for any HTTP
+//! answer at all to `OPTIONS *` (the server-level ping of RFC 9110): a bare connect would pass as
+//! soon as a Gunicorn master has bound its socket, before its worker has imported the app, so a
+//! deploy that cannot import would replace working workers.
 //!
 //! A new worker is probed every `READY_POLL` until it passes (it may then be published) or
 //! `startup_timeout` passes (it failed to start). A ready worker is probed every `health.interval`
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_config::model::{Endpoint, Health};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::header::{CONNECTION, HOST, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -50,6 +53,7 @@ pub(crate) async fn run(checks: Checks, events: mpsc::UnboundedSender<Event>) ->
     let id = checks.id;
     let path = checks.health.as_ref().and_then(|h| h.path.clone());
     let path = path.as_deref();
+    let readiness = path.map_or(Probe::Answer, Probe::Path);
     let probe_timeout = checks
         .health
         .as_ref()
@@ -58,7 +62,7 @@ pub(crate) async fn run(checks: Checks, events: mpsc::UnboundedSender<Event>) ->
     let deadline = Instant::now() + checks.startup_timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match probe(&checks.endpoint, path, probe_timeout.min(left)).await {
+        match probe(&checks.endpoint, readiness, probe_timeout.min(left)).await {
             Ok(()) => {
                 let _ = events.send(Event::Ready(id));
                 break;
@@ -80,10 +84,11 @@ pub(crate) async fn run(checks: Checks, events: mpsc::UnboundedSender<Event>) ->
     let Some(health) = &checks.health else {
         return pending().await;
     };
+    let periodic = path.map_or(Probe::Connect, Probe::Path);
     let mut failures = 0;
     loop {
         sleep(health.interval).await;
-        match probe(&checks.endpoint, path, health.timeout).await {
+        match probe(&checks.endpoint, periodic, health.timeout).await {
             Ok(()) => failures = 0,
             Err(_) if (checks.busy)() => {}
             Err(failure) => {
@@ -126,10 +131,21 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// One probe: connect, and with a `path`, GET it and expect a 2xx.
+/// What one probe asks of a worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Probe<'a> {
+    /// Accept a connection.
+    Connect,
+    /// Answer `OPTIONS *` with any status: the app is loaded and serving.
+    Answer,
+    /// Answer `GET path` with a 2xx.
+    Path(&'a str),
+}
+
+/// One probe within `within`.
 pub(crate) async fn probe(
     endpoint: &Endpoint,
-    path: Option<&str>,
+    kind: Probe<'_>,
     within: Duration,
 ) -> Result<(), Failure> {
     let attempt = async {
@@ -138,13 +154,13 @@ pub(crate) async fn probe(
                 let stream = UnixStream::connect(socket)
                     .await
                     .map_err(Failure::Connect)?;
-                get(stream, path).await
+                ask(stream, kind).await
             }
             Endpoint::Tcp(hostport) => {
                 let stream = TcpStream::connect(hostport.as_str())
                     .await
                     .map_err(Failure::Connect)?;
-                get(stream, path).await
+                ask(stream, kind).await
             }
         }
     };
@@ -153,38 +169,42 @@ pub(crate) async fn probe(
         .unwrap_or(Err(Failure::Timeout(within)))
 }
 
-async fn get<S>(stream: S, path: Option<&str>) -> Result<(), Failure>
+async fn ask<S>(stream: S, kind: Probe<'_>) -> Result<(), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(path) = path else {
-        return Ok(());
+    let (method, target, any_status) = match kind {
+        Probe::Connect => return Ok(()),
+        Probe::Answer => (hyper::Method::OPTIONS, "*", true),
+        Probe::Path(path) => (hyper::Method::GET, path, false),
     };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(Failure::Http)?;
-    let request = hyper::Request::get(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(target)
         .header(HOST, "localhost")
         .header(USER_AGENT, "gatehouse-health")
         .header(CONNECTION, "close")
         .body(Empty::new())
         // An invalid path fails every probe; config validation keeps it from getting here.
         .map_err(Failure::Path)?;
-    let mut connection = std::pin::pin!(connection);
-    let mut response = std::pin::pin!(sender.send_request(request));
-    // Only the status matters: stop at the response head, driving the connection meanwhile.
-    let response = tokio::select! {
-        response = &mut response => response,
-        closed = &mut connection => match closed {
-            Err(err) => return Err(Failure::Http(err)),
-            // Closed after answering (we asked for `Connection: close`): the head is waiting.
-            Ok(()) => response.await,
-        },
-    }
-    .map_err(Failure::Http)?;
+    // The connection runs on its own until the worker closes it (we asked for `close`).
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let response = sender.send_request(request).await.map_err(Failure::Http)?;
     let status = response.status();
-    if status.is_success() {
+    // Read the short answer to its end: a worker whose reply is cut off mid-write logs a broken
+    // pipe for every probe (Python's http.server prints a whole traceback).
+    response
+        .into_body()
+        .collect()
+        .await
+        .map_err(Failure::Http)?;
+    if status.is_success() || any_status {
         Ok(())
     } else {
         Err(Failure::Status(status.as_u16()))
@@ -231,25 +251,39 @@ mod tests {
     #[tokio::test]
     async fn passes_on_2xx_only() {
         let (_dir, ok) = serve(OK);
-        probe(&ok, Some("/health"), SECOND).await.unwrap();
+        probe(&ok, Probe::Path("/health"), SECOND).await.unwrap();
         let (_dir, fail) = serve(FAIL);
-        let err = probe(&fail, Some("/health"), SECOND).await.unwrap_err();
+        let err = probe(&fail, Probe::Path("/health"), SECOND)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Failure::Status(500)), "{err}");
     }
 
     #[tokio::test]
-    async fn a_connect_suffices_without_a_path() {
+    async fn a_connect_suffices_for_periodic_checks_without_a_path() {
         let (_dir, silent) = serve(b"");
-        probe(&silent, None, SECOND).await.unwrap();
+        probe(&silent, Probe::Connect, SECOND).await.unwrap();
         let missing = Endpoint::Unix("/nonexistent/gatehouse.sock".into());
-        let err = probe(&missing, None, SECOND).await.unwrap_err();
+        let err = probe(&missing, Probe::Connect, SECOND).await.unwrap_err();
         assert!(matches!(err, Failure::Connect(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn readiness_without_a_path_needs_an_answer_of_any_status() {
+        let (_dir, fail) = serve(FAIL);
+        probe(&fail, Probe::Answer, SECOND).await.unwrap();
+        // Accepting the connection is not enough (a Gunicorn master still importing the app).
+        let (_dir, silent) = serve(b"");
+        let err = probe(&silent, Probe::Answer, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Failure::Timeout(_)), "{err}");
     }
 
     #[tokio::test]
     async fn a_silent_worker_times_out() {
         let (_dir, silent) = serve(b"");
-        let err = probe(&silent, Some("/health"), Duration::from_millis(200))
+        let err = probe(&silent, Probe::Path("/health"), Duration::from_millis(200))
             .await
             .unwrap_err();
         assert!(matches!(err, Failure::Timeout(_)), "{err}");

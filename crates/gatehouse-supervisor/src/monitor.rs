@@ -77,11 +77,17 @@ async fn run(
     let checks = health::run(checks, events.clone());
     let mut checks = std::pin::pin!(checks);
     let mut arbiter_alive = true;
+    let mut aborted_at = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status.ok(),
             signal = signals.recv(), if arbiter_alive => match signal {
-                Some(signal) => group.signal(signal),
+                Some(signal) => {
+                    if signal == Signal::Abort {
+                        aborted_at = Some(tokio::time::Instant::now());
+                    }
+                    group.signal(signal);
+                }
                 None => {
                     arbiter_alive = false;
                     group.signal(Signal::Kill);
@@ -90,8 +96,13 @@ async fn run(
             never = &mut checks => match never {},
         }
     };
-    group.leader_reaped();
     let _ = events.send(Event::Exited { id, status });
+    if let Some(aborted_at) = aborted_at {
+        // A leader that does not handle SIGABRT (a Gunicorn master) dies at once, while its
+        // worker is still printing the stuck request's stack: give the group its grace first.
+        tokio::time::sleep_until(aborted_at + crate::worker::ABORT_GRACE).await;
+    }
+    group.leader_reaped();
 }
 
 /// A worker's process group and socket, cleaned up when the leader is gone.
