@@ -6,11 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
 pub mod gatehouse;
 pub mod output;
 pub mod python;
 pub mod raw;
 pub mod wait;
+pub mod workers;
 
 pub use gatehouse::{Gatehouse, Listen, Sandbox};
 pub use python::PythonApp;

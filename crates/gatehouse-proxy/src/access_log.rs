@@ -44,6 +44,8 @@ pub struct Record {
     /// The upstream server or worker that answered, and how long it took.
     pub served_by: Option<String>,
     pub upstream_time: Option<Duration>,
+    /// How long the request waited in its app's queue for a worker slot (apps only).
+    pub queue_time: Option<Duration>,
     /// Request and response headers a Gunicorn-style format asks for (`%({name}i)s`, `%({name}o)s`).
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,

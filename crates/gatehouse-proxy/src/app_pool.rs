@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use gatehouse_config::model::{self, Endpoint};
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::forward::{self, Outgoing, Sent};
+use crate::metrics::{AppMetrics, Rejection};
 use crate::spool::Spooled;
 use crate::upstream::server::{Lease, Server};
 
@@ -57,6 +58,13 @@ pub enum AppEvent {
     },
 }
 
+/// Put into the extensions of every response a worker answered: the time the request waited in
+/// the queue for a slot, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub wait: Duration,
+}
+
 /// A worker as `/status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerLoad {
@@ -79,6 +87,8 @@ pub struct AppPool {
     waiting: AtomicUsize,
     state: Mutex<State>,
     events: mpsc::UnboundedSender<AppEvent>,
+    /// Queue waits and rejections; set once by the binary ([`AppPool::set_metrics`]).
+    metrics: OnceLock<AppMetrics>,
 }
 
 #[derive(Default)]
@@ -137,11 +147,22 @@ impl AppPool {
             waiting: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
             events,
+            metrics: OnceLock::new(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Records this pool's queue in `metrics` from now on; only the first call counts.
+    pub fn set_metrics(&self, metrics: AppMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Requests one worker takes at once; a worker with this many in flight is busy.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Replaces the rotation. Workers that left it finish what they have in flight.
@@ -242,7 +263,14 @@ impl AppPool {
         } else {
             request
         };
+        let queued_at = Instant::now();
         let slot = self.acquire_slot().await?;
+        let queued = Queued {
+            wait: queued_at.elapsed(),
+        };
+        if let Some(metrics) = self.metrics.get() {
+            metrics.queued(queued.wait);
+        }
         // The deadline starts when a worker is ours: time in the queue is not the app's fault.
         let started = Instant::now();
         let deadline = started + self.timeout;
@@ -281,7 +309,10 @@ impl AppPool {
             if let Err(ProxyError::UpstreamTimeout { .. }) = &result {
                 self.timed_out(&worker, context);
             }
-            return result;
+            return result.map(|mut response| {
+                response.extensions_mut().insert(queued);
+                response
+            });
         }
         Err(ProxyError::Connect {
             upstream: self.name.clone(),
@@ -354,18 +385,14 @@ impl AppPool {
     async fn acquire_slot(self: &Arc<Self>) -> Result<Slot, ProxyError> {
         if self.lock().rotation.is_empty() {
             // Crash loop or still starting: answer at once rather than hang.
-            return Err(ProxyError::NoWorker {
-                app: self.name.clone(),
-            });
+            return Err(self.rejected(Rejection::NoWorker));
         }
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.queue_size {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
-                    return Err(ProxyError::QueueFull {
-                        app: self.name.clone(),
-                    });
+                    return Err(self.rejected(Rejection::Full));
                 }
                 let waited = tokio::time::timeout(
                     self.queue_timeout,
@@ -375,11 +402,7 @@ impl AppPool {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
                 match waited {
                     Ok(Ok(permit)) => permit,
-                    _ => {
-                        return Err(ProxyError::QueueFull {
-                            app: self.name.clone(),
-                        })
-                    }
+                    _ => return Err(self.rejected(Rejection::Timeout)),
                 }
             }
         };
@@ -387,6 +410,18 @@ impl AppPool {
             permit: Some(permit),
             pool: Arc::clone(self),
         })
+    }
+
+    /// Counts a request turned away before reaching a worker, and returns its error.
+    fn rejected(&self, reason: Rejection) -> ProxyError {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.rejected(reason);
+        }
+        let app = self.name.clone();
+        match reason {
+            Rejection::NoWorker => ProxyError::NoWorker { app },
+            Rejection::Full | Rejection::Timeout => ProxyError::QueueFull { app },
+        }
     }
 
     /// The least-loaded worker in rotation with a free slot, not yet tried by this request.

@@ -1,5 +1,6 @@
-//! A response body that counts the bytes it yields and writes the access-log record when the body
-//! ends (or the client goes away), so the logged size and duration are the real ones.
+//! A response body that counts the bytes it yields and, when the body ends (or the client goes
+//! away), records the request once: in the metrics always, in the access log when it is on. So
+//! the counted size and duration are the real ones, and both see the same numbers.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,32 +12,46 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::access_log::{AccessLog, Record};
 use crate::body::{Body, BoxError};
+use crate::metrics::{MethodLabel, RouteMetrics};
+
+/// What to record when the response is done.
+pub(crate) struct Completion {
+    pub metrics: Arc<RouteMetrics>,
+    pub method: MethodLabel,
+    pub status: u16,
+    pub started: Instant,
+    /// The record and its log, only when the access log is on (building a record costs).
+    pub log: Option<(Record, Arc<AccessLog>)>,
+}
 
 pub(crate) struct LoggedBody {
     inner: Body,
     bytes: u64,
-    started: Instant,
-    record: Option<Record>,
-    log: Arc<AccessLog>,
+    completion: Option<Completion>,
 }
 
 impl LoggedBody {
-    pub(crate) fn wrap(inner: Body, record: Record, started: Instant, log: Arc<AccessLog>) -> Body {
+    pub(crate) fn wrap(inner: Body, completion: Completion) -> Body {
         let body = LoggedBody {
             inner,
             bytes: 0,
-            started,
-            record: Some(record),
-            log,
+            completion: Some(completion),
         };
         http_body_util::BodyExt::boxed_unsync(body)
     }
 
     fn finish(&mut self) {
-        if let Some(mut record) = self.record.take() {
+        let Some(completion) = self.completion.take() else {
+            return;
+        };
+        let took = completion.started.elapsed();
+        completion
+            .metrics
+            .finished(completion.method, completion.status, self.bytes, took);
+        if let Some((mut record, log)) = completion.log {
             record.response_bytes = self.bytes;
-            record.duration = self.started.elapsed();
-            self.log.log(record);
+            record.duration = took;
+            log.log(record);
         }
     }
 }

@@ -3,13 +3,14 @@
 //! started with, so a reload never changes a request half-way.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use gatehouse_config::model::{Action, Cidr, Config, Limits};
 use http::StatusCode;
 
 use crate::app_pool::AppPool;
+use crate::metrics::RouteMetrics;
 use crate::route::RouteTable;
 use crate::static_files::StaticFiles;
 use crate::upstream::{HealthChecks, Upstream};
@@ -29,6 +30,8 @@ pub(crate) struct Route {
     pub prefix: String,
     pub action: RouteAction,
     pub strip_prefix: bool,
+    /// Metric handles, resolved on first use (see `metrics.rs`).
+    pub metrics: OnceLock<Arc<RouteMetrics>>,
 }
 
 pub(crate) enum RouteAction {
@@ -89,6 +92,7 @@ impl Site {
                 prefix: route.path.clone(),
                 action,
                 strip_prefix: route.strip_prefix,
+                metrics: OnceLock::new(),
             };
             (route.host.clone(), route.path.clone(), compiled)
         });

@@ -259,6 +259,38 @@ impl Supervisor {
 
     /// Every worker process, in slot order.
     pub fn status(&self) -> Vec<WorkerStatus> {
+        self.observer().status()
+    }
+
+    /// Workers replaced so far, by reason (every reason, zeros included).
+    pub fn restarts(&self) -> Vec<(String, u64)> {
+        self.observer().restarts()
+    }
+
+    /// A read-only view of [`Supervisor::status`] and [`Supervisor::restarts`] that can be kept
+    /// by tasks of their own (the admin endpoint), and outlives the handle's shutdown.
+    pub fn observer(&self) -> Observer {
+        Observer {
+            snapshot: self.snapshot.clone(),
+        }
+    }
+
+    fn send(&self, command: Command) {
+        // The actor ends only after a shutdown, which consumes the handle; a send can fail only
+        // while the runtime itself goes away, when there is nothing left to do.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// See [`Supervisor::observer`]. After the supervisor stops it shows the last state it published.
+#[derive(Clone)]
+pub struct Observer {
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+impl Observer {
+    /// Every worker process, in slot order.
+    pub fn status(&self) -> Vec<WorkerStatus> {
         let snapshot = self.snapshot.borrow().clone();
         snapshot.status()
     }
@@ -276,12 +308,6 @@ impl Supervisor {
             })
             .collect()
     }
-
-    fn send(&self, command: Command) {
-        // The actor ends only after a shutdown, which consumes the handle; a send can fail only
-        // while the runtime itself goes away, when there is nothing left to do.
-        let _ = self.commands.send(command);
-    }
 }
 
 #[cfg(test)]
@@ -292,6 +318,7 @@ mod tests {
     fn the_handle_can_be_shared_across_tasks() {
         fn shareable<T: Send + Sync + 'static>() {}
         shareable::<Supervisor>();
+        shareable::<Observer>();
         shareable::<ReadyWorker>();
         shareable::<Error>();
     }

@@ -76,6 +76,17 @@ impl Apps {
             .collect()
     }
 
+    /// Each app's pool and a view of its supervisor, for the admin endpoints.
+    pub fn views(&self) -> Vec<crate::admin::AppView> {
+        self.apps
+            .iter()
+            .map(|app| crate::admin::AppView {
+                pool: Arc::clone(&app.pool),
+                supervisor: app.supervisor.observer(),
+            })
+            .collect()
+    }
+
     /// Passes a pool's event to the app's supervisor.
     pub fn handle(&self, event: AppEvent) {
         match event {

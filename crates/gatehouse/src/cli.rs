@@ -26,4 +26,16 @@ pub enum Command {
         #[arg(short, long, default_value = "gatehouse.toml")]
         config: PathBuf,
     },
+    /// Print a table of apps and workers, read from the admin endpoint's /status.
+    Status {
+        /// The configuration file (its `[admin] listen` is where to ask).
+        #[arg(short, long, default_value = "gatehouse.toml")]
+        config: PathBuf,
+    },
+    /// Exit 0 if the admin endpoint's /livez answers 200, else 1 (a container HEALTHCHECK).
+    Health {
+        /// The configuration file (its `[admin] listen` is where to ask).
+        #[arg(short, long, default_value = "gatehouse.toml")]
+        config: PathBuf,
+    },
 }

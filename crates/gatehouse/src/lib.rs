@@ -2,11 +2,13 @@
 //! config, proxy and supervisor crates. This is the only crate that reads the environment or the
 //! command line, installs the tracing subscriber, handles OS signals, or decides the exit code.
 
+mod admin;
 mod apps;
 mod check;
 mod cli;
 mod logging;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -23,5 +25,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check::check(&config),
         Command::Run { config } => run::run(&config),
+        Command::Status { config } => status::status(&config),
+        Command::Health { config } => status::health(&config),
     }
 }

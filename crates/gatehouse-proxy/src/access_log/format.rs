@@ -5,7 +5,8 @@
 //! protocol, `s` status, `B` response bytes, `b` response bytes or `-`, `f` referer, `a` user agent,
 //! `T` seconds, `M` milliseconds, `D` microseconds, `L` decimal seconds, `p` `<pid>`,
 //! `{name}i` a request header, `{name}o` a response header. gatehouse adds `request_id`, `host`,
-//! `route`, `upstream` (the server or worker that answered) and `upstream_time` (seconds, decimal).
+//! `route`, `upstream` (the server or worker that answered), `upstream_time` (seconds, decimal) and
+//! `queue_time` (seconds, decimal, waited in an app's queue for a worker slot).
 //! An unknown atom is printed verbatim so a typo shows in the log rather than vanishing.
 
 use std::fmt::Write as _;
@@ -59,6 +60,7 @@ pub enum Atom {
     Route,
     Upstream,
     UpstreamTime,
+    QueueTime,
     Unknown(String),
 }
 
@@ -193,6 +195,7 @@ fn atom(name: &str, request_headers: &mut Vec<String>, response_headers: &mut Ve
         "route" => Atom::Route,
         "upstream" => Atom::Upstream,
         "upstream_time" => Atom::UpstreamTime,
+        "queue_time" => Atom::QueueTime,
         other => Atom::Unknown(format!("%({other})s")),
     }
 }
@@ -239,12 +242,8 @@ fn render_atom(atom: &Atom, record: &Record, out: &mut String) {
         Atom::Host => push_optional(record.host.as_deref(), out),
         Atom::Route => push_optional(record.route.as_deref(), out),
         Atom::Upstream => push_optional(record.served_by.as_deref(), out),
-        Atom::UpstreamTime => match record.upstream_time {
-            Some(time) => {
-                let _ = write!(out, "{:.6}", time.as_secs_f64());
-            }
-            None => out.push('-'),
-        },
+        Atom::UpstreamTime => push_seconds(record.upstream_time, out),
+        Atom::QueueTime => push_seconds(record.queue_time, out),
         Atom::Unknown(text) => out.push_str(text),
     }
 }
@@ -282,8 +281,19 @@ fn render_json(record: &Record, out: &mut String) {
         "route": record.route,
         "upstream": record.served_by,
         "upstream_ms": record.upstream_time.map(|time| time.as_secs_f64() * 1000.0),
+        "queue_ms": record.queue_time.map(|time| time.as_secs_f64() * 1000.0),
     });
     out.push_str(&value.to_string());
+}
+
+/// Decimal seconds, or `-` when the request never got that far.
+fn push_seconds(time: Option<std::time::Duration>, out: &mut String) {
+    match time {
+        Some(time) => {
+            let _ = write!(out, "{:.6}", time.as_secs_f64());
+        }
+        None => out.push('-'),
+    }
 }
 
 fn push_clf_time(record: &Record, out: &mut String) {
@@ -374,6 +384,7 @@ mod tests {
             route: Some("/".into()),
             served_by: Some("127.0.0.1:8001".into()),
             upstream_time: Some(Duration::from_millis(2)),
+            queue_time: Some(Duration::from_micros(1500)),
             request_headers: vec![("x-custom".into(), "v".into())],
             response_headers: vec![],
         }
@@ -422,11 +433,25 @@ mod tests {
     }
 
     #[test]
+    fn upstream_and_queue_times() {
+        let format = Format::compile(&AccessFormat::Gunicorn(
+            "%(upstream_time)s %(queue_time)s".into(),
+        ));
+        assert_eq!(render(&format), "0.002000 0.001500");
+        let mut unqueued = record();
+        unqueued.queue_time = None;
+        let mut line = String::new();
+        format.render(&unqueued, &mut line);
+        assert_eq!(line, "0.002000 -");
+    }
+
+    #[test]
     fn json_is_one_object() {
         let line = render(&Format::Json);
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["status"], 200);
         assert_eq!(value["request_id"], "abc");
         assert_eq!(value["upstream"], "127.0.0.1:8001");
+        assert_eq!(value["queue_ms"], 1.5);
     }
 }
