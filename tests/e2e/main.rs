@@ -9,9 +9,13 @@ mod apps;
 mod check;
 mod lifecycle;
 mod limits;
+mod observability;
 mod proxy;
 mod routing;
+mod signals;
 mod static_files;
+mod tls;
+mod workers;
 
 use std::net::{SocketAddr, TcpListener};
 

@@ -1,10 +1,20 @@
 //! `cargo xtask bench`: gatehouse against Nginx configured the same way (bench/*.conf, *.toml),
 //! in the same run, alternating, with wrk. A report, not a test.
-//! Flags: `--duration 8s --warmup 2s --connections 64 --rounds 2`.
+//! Flags: `--duration 8s --warmup 2s --connections 64 --rounds 2 --only SUBSTRING`.
 //!
-//! Both servers proxy to one shared origin (a tiny Nginx on a Unix socket), so the origin's cost
-//! does not bias the ratio. Server CPU per request comes from /proc/PID/stat (utime + stime),
-//! summed over Nginx's master and workers.
+//! Static and proxy scenarios: both servers proxy to one shared origin (a tiny Nginx on a Unix
+//! socket), so the origin's cost does not bias the ratio.
+//! Flask scenarios: the same app (`tests/apps/flask_app.py`) under Gunicorn's sync worker, as
+//! Nginx + Gunicorn (`gunicorn -w 5` on a Unix socket behind Nginx, as in the baseline) against
+//! gatehouse supervising five `gunicorn -w 1` workers. Flask and Gunicorn come from
+//! `tests/requirements.txt`, installed into `<target>/venv` as `cargo xtask test` does.
+//!
+//! Server CPU per request comes from /proc/PID/stat (utime + stime), summed over each server's
+//! whole process tree, plus the Gunicorn that Nginx proxies to.
+//! TLS scenarios (full handshakes per second, HTTPS over HTTP/1.1 and HTTP/2) run last, with
+//! their own servers: see `bench/tls.rs`.
+
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,22 +27,61 @@ use anyhow::{bail, Context, Result};
 use crate::{cargo, ensure_tools, exec, output, root, target_dir};
 
 /// One thing to measure: a request path both servers answer the same way.
-/// Later scenarios (TLS, HTTP/2, apps) add fields here, e.g. the scheme or the load tool.
+/// Later scenarios (TLS, HTTP/2) add fields here, e.g. the scheme or the load tool.
 struct Scenario {
     name: &'static str,
     path: &'static str,
+    /// What answers behind the front ends.
+    backend: Backend,
+    /// wrk's connections when the scenario fixes them; otherwise `--connections`.
+    connections: Option<u32>,
+}
+
+/// What answers a scenario's requests behind Nginx and gatehouse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// The front end itself (static files) or the shared origin.
+    Origin,
+    /// `flask_app.py` under Gunicorn (sync): `-w 5` behind Nginx, 5 × `-w 1` under gatehouse.
+    Flask,
 }
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "static 1 KiB",
         path: "/static/1k.bin",
+        backend: Backend::Origin,
+        connections: None,
     },
     Scenario {
         name: "proxy hello",
         path: "/hello",
+        backend: Backend::Origin,
+        connections: None,
+    },
+    Scenario {
+        name: "flask hello",
+        path: "/flask/",
+        backend: Backend::Flask,
+        connections: None,
+    },
+    Scenario {
+        name: "flask /json",
+        path: "/flask/json",
+        backend: Backend::Flask,
+        connections: None,
+    },
+    // Five sync workers and 64 clients: the queue decides the latency.
+    Scenario {
+        name: "flask /sleep 50 ms",
+        path: "/flask/sleep?ms=50",
+        backend: Backend::Flask,
+        connections: Some(64),
     },
 ];
+
+/// Gunicorn workers on each side: (2 × cores) + 1 on the baseline's 2-core machine.
+const FLASK_WORKERS: usize = 5;
 
 struct Options {
     duration: Duration,
@@ -40,6 +89,8 @@ struct Options {
     connections: u32,
     /// Each round measures every scenario on both servers; rounds show the run-to-run noise.
     rounds: u32,
+    /// Only the scenarios whose name contains this.
+    only: Option<String>,
 }
 
 /// What wrk reported for one server on one scenario, plus its CPU.
@@ -54,6 +105,20 @@ struct Measurement {
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     ensure_tools(&[("/usr/sbin/nginx", "nginx-light"), ("wrk", "wrk")])?;
+    let scenarios: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| {
+            options
+                .only
+                .as_deref()
+                .is_none_or(|only| s.name.contains(only))
+        })
+        .collect();
+    if scenarios.is_empty() && !tls::selected(&options) {
+        bail!("no scenario name contains {:?}", options.only);
+    }
+    // Both configs run the Flask app, whichever scenarios are measured.
+    let venv = venv()?;
     exec(cargo().args(["build", "--release", "-p", "gatehouse"]))?;
     let gatehouse_bin = target_dir().join("release/gatehouse");
 
@@ -61,23 +126,39 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(dir.join("www"))?;
     std::fs::create_dir_all(dir.join("tmp"))?;
     std::fs::write(dir.join("www/1k.bin"), vec![b'a'; 1024])?;
-    let result = measure(&options, &dir, &gatehouse_bin);
+    let result = if scenarios.is_empty() {
+        Ok(())
+    } else {
+        measure(&options, &scenarios, &dir, &gatehouse_bin, &venv)
+    };
+    let result = result.and_then(|()| tls::measure(&options, &dir, &gatehouse_bin));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn measure(options: &Options, dir: &Path, gatehouse_bin: &Path) -> Result<()> {
+fn measure(
+    options: &Options,
+    scenarios: &[&Scenario],
+    dir: &Path,
+    gatehouse_bin: &Path,
+    venv: &Path,
+) -> Result<()> {
     let clock_ticks: f64 = output(Command::new("getconf").arg("CLK_TCK"))?
         .trim()
         .parse()?;
-    let _origin = Server::nginx(dir, "origin", None)?;
+    let _origin = Server::nginx(dir, "origin", None, None)?;
     wait_for(|| dir.join("origin.sock").exists(), "the origin's socket")?;
-    let nginx = Server::nginx(dir, "nginx", Some(free_port()?))?;
+    // Nginx's Gunicorn, started before Nginx so that Nginx never answers 502 while it boots.
+    let gunicorn = Gunicorn::start(dir, venv)?;
+    wait_for(|| dir.join("gunicorn.sock").exists(), "Gunicorn's socket")?;
+    let nginx = Server::nginx(dir, "nginx", Some(free_port()?), Some(gunicorn))?;
     let gatehouse = Server::gatehouse(dir, gatehouse_bin, free_port()?)?;
     for server in [&nginx, &gatehouse] {
-        for scenario in SCENARIOS {
+        for scenario in scenarios {
             server.ready(scenario.path)?;
         }
+        // Every worker up, not just the first: gatehouse starts its five one by one.
+        server.ready_workers("/flask/sleep?ms=300", FLASK_WORKERS)?;
     }
 
     println!(
@@ -86,10 +167,15 @@ fn measure(options: &Options, dir: &Path, gatehouse_bin: &Path) -> Result<()> {
         options.duration.as_secs(),
         options.warmup.as_secs()
     );
+    if scenarios.iter().any(|s| s.backend == Backend::Flask) {
+        println!(
+            "flask: nginx = Nginx -> gunicorn -w {FLASK_WORKERS} (sync, Unix socket); gatehouse = {FLASK_WORKERS} workers of gunicorn -w 1; CPU includes Gunicorn"
+        );
+    }
     println!("| scenario | nginx req/s | gatehouse req/s | ratio | nginx p99 ms | gatehouse p99 ms | nginx CPU µs/req | gatehouse CPU µs/req |");
     println!("|---|---|---|---|---|---|---|---|");
     for round in 1..=options.rounds {
-        for scenario in SCENARIOS {
+        for scenario in scenarios {
             let n = server_run(&nginx, scenario, options, clock_ticks)?;
             let g = server_run(&gatehouse, scenario, options, clock_ticks)?;
             let name = if options.rounds > 1 {
@@ -128,9 +214,10 @@ fn server_run(
     clock_ticks: f64,
 ) -> Result<Measurement> {
     let url = format!("http://127.0.0.1:{}{}", server.port, scenario.path);
-    wrk(&url, options.connections, options.warmup)?;
+    let connections = scenario.connections.unwrap_or(options.connections);
+    wrk(&url, connections, options.warmup)?;
     let before = server.cpu_ticks()?;
-    let text = wrk(&url, options.connections, options.duration)?;
+    let text = wrk(&url, connections, options.duration)?;
     let ticks = server.cpu_ticks()? - before;
     let mut m = parse_wrk(&text).with_context(|| format!("parsing wrk output:\n{text}"))?;
     m.cpu_us_per_request = ticks as f64 / clock_ticks * 1e6 / m.requests.max(1) as f64;
@@ -193,11 +280,18 @@ fn millis(value: &str) -> Result<f64> {
 struct Server {
     child: Child,
     port: u16,
+    /// The Gunicorn that Nginx proxies the Flask scenarios to: its CPU counts as Nginx's.
+    backend: Option<Gunicorn>,
 }
 
 impl Server {
     /// Nginx on `bench/{name}.conf` (`nginx-origin.conf` for the origin).
-    fn nginx(dir: &Path, name: &str, port: Option<u16>) -> Result<Server> {
+    fn nginx(
+        dir: &Path,
+        name: &str,
+        port: Option<u16>,
+        backend: Option<Gunicorn>,
+    ) -> Result<Server> {
         let template = if name == "origin" {
             "nginx-origin.conf"
         } else {
@@ -217,6 +311,7 @@ impl Server {
         Ok(Server {
             child,
             port: port.unwrap_or(0),
+            backend,
         })
     }
 
@@ -229,7 +324,11 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .context("start gatehouse")?;
-        Ok(Server { child, port })
+        Ok(Server {
+            child,
+            port,
+            backend: None,
+        })
     }
 
     /// Waits until `path` answers 200.
@@ -240,67 +339,206 @@ impl Server {
         )
     }
 
-    /// utime + stime of the process and its children (Nginx's workers), in clock ticks.
+    /// Waits until `count` requests to `path` at once are answered by `count` different
+    /// processes (their `X-Worker-Pid`): every sync worker is up.
+    fn ready_workers(&self, path: &str, count: usize) -> Result<()> {
+        let port = self.port;
+        wait_for(
+            || {
+                let requests: Vec<_> = (0..count)
+                    .map(|_| {
+                        let path = path.to_owned();
+                        std::thread::spawn(move || worker_pid(port, &path))
+                    })
+                    .collect();
+                let pids: std::collections::BTreeSet<u32> = requests
+                    .into_iter()
+                    .filter_map(|request| request.join().ok().flatten())
+                    .collect();
+                pids.len() >= count
+            },
+            &format!("{count} workers behind port {port}"),
+        )
+    }
+
+    /// utime + stime of the server's whole process tree (Nginx's workers, gatehouse's Gunicorns
+    /// and their workers) and of Nginx's Gunicorn, in clock ticks.
     fn cpu_ticks(&self) -> Result<u64> {
-        let pid = self.child.id();
+        let mut roots = vec![self.child.id()];
+        roots.extend(self.backend.as_ref().map(|gunicorn| gunicorn.child.id()));
+        let processes = processes()?;
         let mut total = 0;
-        for entry in std::fs::read_dir("/proc")? {
-            let Ok(stat) = std::fs::read_to_string(entry?.path().join("stat")) else {
-                continue;
-            };
-            // Fields after the `(comm)`: state ppid ... utime(14) stime(15), 1-based over the whole line.
-            let Some((head, rest)) = stat.rsplit_once(") ") else {
-                continue;
-            };
-            let own_pid: u32 = head
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .parse()
-                .unwrap_or(0);
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ppid: u32 = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
-            if own_pid == pid || ppid == pid {
-                let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
-                let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-                total += utime + stime;
+        let mut frontier = roots;
+        while let Some(pid) = frontier.pop() {
+            for process in &processes {
+                if process.pid == pid {
+                    total += process.ticks;
+                }
+                if process.ppid == pid {
+                    frontier.push(process.pid);
+                }
             }
         }
         Ok(total)
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// One line of /proc/PID/stat, as far as the CPU accounting needs it.
+struct Process {
+    pid: u32,
+    ppid: u32,
+    /// utime + stime.
+    ticks: u64,
+}
+
+fn processes() -> Result<Vec<Process>> {
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(stat) = std::fs::read_to_string(entry?.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the `(comm)`: state ppid ... utime(14) stime(15), 1-based over the whole line.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let Ok(pid) = head.split_whitespace().next().unwrap_or("").parse() else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let number = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        processes.push(Process {
+            pid,
+            ppid: u32::try_from(number(1)).unwrap_or(0),
+            ticks: number(11) + number(12),
+        });
+    }
+    Ok(processes)
+}
+
+/// `gunicorn -w 5` serving `flask_app:app` on `{dir}/gunicorn.sock`: what Nginx proxies to.
+struct Gunicorn {
+    child: Child,
+}
+
+impl Gunicorn {
+    fn start(dir: &Path, venv: &Path) -> Result<Gunicorn> {
+        let log = std::fs::File::create(dir.join("gunicorn-error.log"))?;
+        let child = Command::new(venv.join("bin/gunicorn"))
+            .args(["-w", &FLASK_WORKERS.to_string(), "--bind"])
+            .arg(format!("unix:{}", dir.join("gunicorn.sock").display()))
+            // Gunicorn 27's control socket is one path per user; gatehouse's five would share it.
+            .args(["--no-control-socket", "flask_app:app"])
+            .current_dir(root().join("tests/apps"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("start gunicorn")?;
+        Ok(Gunicorn { child })
     }
 }
 
-/// Fills `bench/{template}`'s `{dir}` and `{port}` and writes it into `dir` as `name`.
+impl Drop for Gunicorn {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// SIGTERM, then SIGKILL if it is still there after 10 s.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Fills `bench/{template}`'s `{dir}`, `{port}`, `{venv}` and `{apps}` (`tests/apps`) and writes
+/// it into `dir` as `name`.
 fn render(dir: &Path, template: &str, port: u16, name: &str) -> Result<PathBuf> {
     let text = std::fs::read_to_string(root().join("bench").join(template))?;
     let path = dir.join(name);
     std::fs::write(
         &path,
         text.replace("{dir}", &dir.display().to_string())
-            .replace("{port}", &port.to_string()),
+            .replace("{port}", &port.to_string())
+            .replace("{venv}", &target_dir().join("venv").display().to_string())
+            .replace("{apps}", &root().join("tests/apps").display().to_string()),
     )?;
     Ok(path)
 }
 
+/// `<target>/venv` with `tests/requirements.txt` installed (Flask, Gunicorn), as `cargo xtask
+/// test` prepares it and with the same stamp, so either command installs only when they change.
+fn venv() -> Result<PathBuf> {
+    let venv = target_dir().join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        exec(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    let requirements = root().join("tests/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    let stamp = venv.join("requirements.installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        exec(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(venv)
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// GET `path`; the `X-Worker-Pid` of a 200.
+fn worker_pid(port: u16, path: &str) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if !response.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    response
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("x-worker-pid")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
 }
 
 fn get_ok(port: u16, path: &str) -> bool {
@@ -332,6 +570,7 @@ fn parse(args: &[String]) -> Result<Options> {
         warmup: Duration::from_secs(2),
         connections: 64,
         rounds: 2,
+        only: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -343,8 +582,9 @@ fn parse(args: &[String]) -> Result<Options> {
             "--warmup" => options.warmup = seconds(value)?,
             "--connections" => options.connections = value.parse()?,
             "--rounds" => options.rounds = value.parse()?,
+            "--only" => options.only = Some(value.clone()),
             _ => bail!(
-                "unknown flag {flag}; flags: --duration 8s --warmup 2s --connections 64 --rounds 2"
+                "unknown flag {flag}; flags: --duration 8s --warmup 2s --connections 64 --rounds 2 --only SUBSTRING"
             ),
         }
     }

@@ -10,7 +10,14 @@ use crate::{cargo, ensure_tools, exec, have, root, target_dir};
 /// Prepares the Python venv and tools, builds the binary, runs `cargo test --workspace`.
 /// `args` go to cargo test (e.g. `-- proxy::` to filter).
 pub fn run(args: &[String]) -> Result<()> {
-    ensure_tools(&[("curl", "curl"), ("mkfifo", "coreutils")])?;
+    // promtool validates the /metrics text in tests/e2e/observability.rs; openssl s_client checks
+    // which certificate each SNI name gets in tests/e2e/tls.rs.
+    ensure_tools(&[
+        ("curl", "curl"),
+        ("mkfifo", "coreutils"),
+        ("openssl", "openssl"),
+        ("promtool", "prometheus"),
+    ])?;
     let python = venv()?;
     exec(cargo().args(["build", "-p", "gatehouse"]))?;
     exec(

@@ -79,6 +79,25 @@ pub struct Listener {
     pub address: Option<String>,
     pub http2: Option<bool>,
     pub redirect_https: Option<String>,
+    pub tls: Option<Tls>,
+}
+
+/// `[listener.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub certificates: Option<Vec<CertificatePair>>,
+    pub min_version: Option<TlsVersion>,
+    pub hsts: Option<String>,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// One `{ cert = "...", key = "..." }` of `certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +200,29 @@ impl<'de> Deserialize<'de> for Workers {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Workers, E> {
                 Ok(Workers::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// `min_version = "1.3"`; the number `1.3` is taken too, since that is what people type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsVersion(pub String);
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TlsVersion;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a TLS version, \"1.2\" or \"1.3\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TlsVersion, E> {
+                Ok(TlsVersion(v.to_owned()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+                Ok(TlsVersion(v.to_string()))
             }
         }
         deserializer.deserialize_any(V)

@@ -6,6 +6,7 @@
 //! the file model (`file`, serde; stops at the first type error or unknown key),
 //! and validation (`validate`; reports every problem in one run).
 
+pub mod certs;
 pub mod defaults;
 mod error;
 mod file;
@@ -75,7 +76,7 @@ pub fn parse_on(path: &Path, text: &str, machine: &Machine) -> Result<Config, Er
         })?;
 
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    validate::validate(file, &absolute, machine).map_err(|problems| {
+    let located = |problems: Vec<validate::Problem>| {
         let mut diagnostics: Vec<Diagnostic> = problems
             .into_iter()
             .map(|problem| {
@@ -85,8 +86,15 @@ pub fn parse_on(path: &Path, text: &str, machine: &Machine) -> Result<Config, Er
             .collect();
         // File order reads best; the sort is stable, so one key's problems keep their order.
         diagnostics.sort_by_key(|d| (d.line, d.column));
-        invalid(diagnostics)
-    })
+        diagnostics
+    };
+    match validate::validate(file, &absolute, machine) {
+        Ok((mut config, warnings)) => {
+            config.warnings = located(warnings);
+            Ok(config)
+        }
+        Err(problems) => Err(invalid(located(problems))),
+    }
 }
 
 /// `toml_edit` messages span several lines (with a source excerpt); we print one line each.

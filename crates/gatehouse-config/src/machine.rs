@@ -1,10 +1,12 @@
-//! Facts about the machine that some defaults depend on: the runtime directory and the core count.
+//! Facts about the machine that some defaults and checks depend on: the runtime directory, the core
+//! count, and the clock (a certificate that is not valid yet is an error).
 //!
 //! They are gathered in one value so that validation itself stays a pure function of its inputs
 //! (tests pass a fixed [`Machine`]) and so that the one place that looks at the process
 //! environment is easy to find.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 /// What defaults may depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub struct Machine {
     pub uid: Option<u32>,
     /// Cores available to this process (`workers = "auto"` uses it).
     pub cores: usize,
+    /// Now, for certificate validity.
+    pub now: SystemTime,
 }
 
 impl Machine {
@@ -32,6 +36,7 @@ impl Machine {
             xdg_runtime_dir,
             uid,
             cores,
+            now: SystemTime::now(),
         }
     }
 

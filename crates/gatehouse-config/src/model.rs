@@ -7,7 +7,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::Diagnostic;
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +26,9 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub apps: Vec<App>,
     pub routes: Vec<Route>,
+    /// Things that are allowed but probably wrong (an expired certificate), located like errors.
+    /// This crate does not log; whoever loads the config prints them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +98,80 @@ pub struct Listener {
     pub http2: bool,
     /// `Some(prefix)`: answer every request with a redirect to prefix + path and query.
     pub redirect_https: Option<String>,
+    /// `Some`: terminate TLS on this listener.
+    pub tls: Option<Tls>,
+}
+
+/// `[listener.tls]`: what the TLS end of a listener serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    /// At least one. SNI picks by each certificate's names; the first is the default for clients
+    /// that send no SNI or a name no certificate covers.
+    pub certificates: Vec<Certificate>,
+    pub min_version: TlsVersion,
+    /// The `Strict-Transport-Security` value added to every response on this listener.
+    pub hsts: Option<String>,
+    /// `Some`: clients must present a certificate issued by one of these CAs (mutual TLS).
+    pub client_ca: Option<ClientCa>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// A certificate chain and its private key, read from PEM files and checked: well-formed, the key
+/// matches the leaf, the leaf is already valid. The files are read again when they change, so the
+/// paths are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Certificate {
+    /// Absolute.
+    pub cert_path: PathBuf,
+    /// Absolute.
+    pub key_path: PathBuf,
+    /// The leaf first, then any intermediates, as in the file.
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKey,
+    /// The leaf's DNS names, lower-case, wildcards as `*.example.com`: its subjectAltNames, or
+    /// its subject's common name when it has none.
+    pub names: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl Certificate {
+    /// What to call the certificate in logs and metrics: its first name, else its file.
+    pub fn name(&self) -> String {
+        match self.names.first() {
+            Some(name) => name.clone(),
+            None => self.cert_path.display().to_string(),
+        }
+    }
+}
+
+/// A private key in DER; `Debug` does not print it.
+#[derive(PartialEq)]
+pub struct PrivateKey(pub PrivateKeyDer<'static>);
+
+impl Clone for PrivateKey {
+    fn clone(&self) -> Self {
+        PrivateKey(self.0.clone_key())
+    }
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey(..)")
+    }
+}
+
+/// `client_ca`: the CA certificates client certificates must chain to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCa {
+    /// Absolute.
+    pub path: PathBuf,
+    pub certs: Vec<CertificateDer<'static>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

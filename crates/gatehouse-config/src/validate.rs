@@ -11,6 +11,7 @@
 mod app;
 mod net;
 mod route;
+mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,17 +35,19 @@ pub struct Problem {
 }
 
 /// Validate a deserialized file. `config_path` is absolute; relative paths are resolved against
-/// its directory.
+/// its directory. A valid file comes back with its warnings (their `Config::warnings` are left
+/// for the caller to locate).
 pub fn validate(
     file: file::File,
     config_path: &Path,
     machine: &Machine,
-) -> Result<Config, Vec<Problem>> {
+) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     let base = config_path.parent().unwrap_or(Path::new("/"));
     let mut v = Validator {
         base,
         machine,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let root = KeyPath::root();
     let server = v.server(&root.key("server"), file.server);
@@ -69,7 +72,7 @@ pub fn validate(
     if !v.problems.is_empty() {
         return Err(v.problems);
     }
-    Ok(Config {
+    let config = Config {
         path: config_path.to_path_buf(),
         server,
         admin,
@@ -79,7 +82,9 @@ pub fn validate(
         upstreams,
         apps,
         routes,
-    })
+        warnings: Vec::new(),
+    };
+    Ok((config, v.warnings))
 }
 
 /// Whether a name belongs to an app or an upstream (one namespace for both).
@@ -93,11 +98,20 @@ struct Validator<'a> {
     base: &'a Path,
     machine: &'a Machine,
     problems: Vec<Problem>,
+    /// Allowed but suspicious; reported without failing the file.
+    warnings: Vec<Problem>,
 }
 
 impl Validator<'_> {
     fn problem(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.problems.push(Problem {
+            path: path.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn warning(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.warnings.push(Problem {
             path: path.clone(),
             message: message.into(),
         });
@@ -344,6 +358,7 @@ impl Validator<'_> {
                     self.problem(&path.key("redirect_https"), message);
                 }
             }
+            let tls = listener.tls.map(|tls| self.tls(&path.key("tls"), tls));
             let Some(address) = address else { continue };
             // Port 0 asks the kernel for a fresh port each time, so it never collides.
             let ephemeral = matches!(&address, ListenAddress::Tcp(socket) if socket.port() == 0);
@@ -359,6 +374,7 @@ impl Validator<'_> {
                 address,
                 http2: listener.http2.unwrap_or(defaults::LISTENER_HTTP2),
                 redirect_https: listener.redirect_https,
+                tls,
             });
         }
         out

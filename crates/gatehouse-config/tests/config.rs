@@ -8,6 +8,7 @@ mod config {
     mod rules_app;
     mod rules_route;
     mod rules_server;
+    mod rules_tls;
 }
 
 use std::path::Path;
@@ -20,6 +21,7 @@ pub fn machine() -> Machine {
         xdg_runtime_dir: Some("/run/user/1000".into()),
         uid: Some(1000),
         cores: 4,
+        now: std::time::SystemTime::now(),
     }
 }
 

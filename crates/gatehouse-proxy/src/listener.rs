@@ -1,6 +1,7 @@
-//! Listeners: bind TCP and Unix sockets, accept under the global connection limit, serve each
-//! connection with hyper-util's auto builder (HTTP/1.1, and prior-knowledge h2c when enabled), and
-//! drain gracefully when told to stop.
+//! Listeners: bind TCP and Unix sockets, accept under the global connection limit, run the TLS
+//! handshake on TLS listeners (`tls`), serve each connection with hyper-util's auto builder
+//! (HTTP/1.1, and HTTP/2 by ALPN or prior-knowledge h2c when enabled), and drain gracefully when
+//! told to stop.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,13 +14,14 @@ use gatehouse_config::model::{self, ListenAddress};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::conn_io::{ConnIo, ConnState, MAX_REQUEST_LINE};
 use crate::service::{self, ConnInfo};
+use crate::tls::{self, Alpn, Tls};
 use crate::Proxy;
 
 /// Pending connections the kernel may queue for us (Nginx uses 511 on Linux).
@@ -30,6 +32,9 @@ pub struct Listener {
     socket: Socket,
     config: model::Listener,
     local: String,
+    tls: Option<Arc<Tls>>,
+    /// Watches the certificate files from bind until the listener stops.
+    _certificate_watch: Option<tls::Watch>,
 }
 
 enum Socket {
@@ -57,10 +62,18 @@ impl Listener {
                 ))
             }
         };
+        let tls = match &config.tls {
+            Some(tls) => Some(Tls::new(tls, config.http2, &local).map_err(io::Error::other)?),
+            None => None,
+        };
+        // Watching starts before the listener is announced, so no rotation after that is missed.
+        let certificate_watch = tls.as_ref().and_then(Tls::watch);
         Ok(Listener {
             socket,
             config: config.clone(),
             local,
+            tls,
+            _certificate_watch: certificate_watch,
         })
     }
 
@@ -71,6 +84,11 @@ impl Listener {
 
     pub fn config(&self) -> &model::Listener {
         &self.config
+    }
+
+    /// The listener's TLS end (handshake errors, certificate expiry), if it has one.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
     }
 
     /// Accepts and serves until `stop` turns true, then stops accepting and waits for the
@@ -151,9 +169,64 @@ impl Listener {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let site = proxy.site();
+        let open = proxy.metrics().connection_opened(&self.local);
+        let http = Http {
+            proxy: Arc::clone(proxy),
+            peer,
+            http2: self.config.http2,
+            redirect_https: self.config.redirect_https.clone(),
+        };
+        // Watched from before the handshake, so a drain waits for handshakes in progress too.
+        let watcher = graceful.watcher();
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => http.serve(stream, Protocol::Plain, watcher).await,
+                Some(tls) => {
+                    let timeout = http.proxy.site().limits().header_timeout;
+                    // A failed handshake was counted and logged by `accept`; the connection ends.
+                    if let Ok((stream, alpn)) = tls.accept(stream, timeout).await {
+                        let hsts = tls.hsts().cloned();
+                        http.serve(stream, Protocol::Tls { alpn, hsts }, watcher)
+                            .await;
+                    }
+                }
+            }
+            drop(permit);
+            drop(open);
+        });
+    }
+}
+
+/// What a connection needs to serve HTTP once its byte stream is ready (decrypted, on TLS).
+struct Http {
+    proxy: Arc<Proxy>,
+    peer: Option<SocketAddr>,
+    http2: bool,
+    redirect_https: Option<String>,
+}
+
+enum Protocol {
+    Plain,
+    Tls {
+        alpn: Alpn,
+        hsts: Option<http::HeaderValue>,
+    },
+}
+
+impl Http {
+    async fn serve<S>(self, stream: S, protocol: Protocol, watcher: Watcher)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let site = self.proxy.site();
         let limits = site.limits();
-        let state = ConnState::new(false);
+        let (scheme, alpn, hsts) = match protocol {
+            Protocol::Plain => ("http", Alpn::None, None),
+            Protocol::Tls { alpn, hsts } => ("https", alpn, hsts),
+        };
+        // ConnIo sits above TLS: its deadlines and head checks see the decrypted bytes.
+        let state = ConnState::new(alpn == Alpn::Http2);
         let io = ConnIo::new(
             stream,
             Arc::clone(&state),
@@ -161,26 +234,29 @@ impl Listener {
             limits.keepalive_timeout,
         );
         let info = Arc::new(ConnInfo {
-            peer,
-            scheme: "http",
-            redirect_https: self.config.redirect_https.clone(),
+            peer: self.peer,
+            scheme,
+            redirect_https: self.redirect_https,
+            hsts,
             state,
         });
-        let builder = http_builder(limits, self.config.http2);
-        let proxy = Arc::clone(proxy);
+        let builder = http_builder(limits, self.http2);
+        // What ALPN settled needs no sniffing of the first bytes.
+        let builder = match alpn {
+            Alpn::Http2 => builder.http2_only(),
+            Alpn::Http1 => builder.http1_only(),
+            Alpn::None => builder,
+        };
+        let proxy = self.proxy;
         let service = service_fn(move |request| {
             service::handle(Arc::clone(&proxy), Arc::clone(&info), request)
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(error = %error, "connection ended with an error");
+        }
     }
 }
 

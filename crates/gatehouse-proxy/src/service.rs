@@ -1,6 +1,6 @@
 //! The per-request service: checks a parsed request, routes it, runs the route's action, and
-//! hands the access log its record. Every answer, including errors, leaves through here, so every
-//! response carries `X-Request-Id`.
+//! hands the metrics and the access log their record. Every answer, including errors, leaves
+//! through here, so every response carries `X-Request-Id`.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,11 +16,13 @@ use hyper::body::Incoming;
 use gatehouse_config::model::Cidr;
 
 use crate::access_log::{AccessLog, Record};
+use crate::app_pool;
 use crate::body::{self, Body};
 use crate::conn_io::ConnState;
 use crate::error::{error_response, ProxyError};
 use crate::forward;
-use crate::log_body::LoggedBody;
+use crate::log_body::{Completion, LoggedBody};
+use crate::metrics::MethodLabel;
 use crate::route::request_host;
 use crate::site::{Backend, Route, RouteAction, Site};
 use crate::static_files::Outcome;
@@ -35,6 +37,8 @@ pub(crate) struct ConnInfo {
     pub scheme: &'static str,
     /// The listener's `redirect_https` prefix.
     pub redirect_https: Option<String>,
+    /// TLS listeners: the `hsts` value every response carries.
+    pub hsts: Option<HeaderValue>,
     pub state: Arc<ConnState>,
 }
 
@@ -45,6 +49,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let in_flight = conn.state.begin_request();
     let started = Instant::now();
+    let method = MethodLabel::of(request.method());
     let site = proxy.site();
     let access_log = proxy.access_log();
     let request_id = request_id(request.headers());
@@ -78,30 +83,56 @@ pub(crate) async fn handle(
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), request_id);
-
-    let Some(mut record) = record else {
-        return Ok(response);
-    };
-    record.status = response.status().as_u16();
-    record.route = route;
-    if let Some(served) = response.extensions().get::<forward::Served>() {
-        record.served_by = Some(served.server.clone());
-        record.upstream_time = Some(served.upstream_time);
+    if let Some(hsts) = &conn.hsts {
+        // An app that sets its own policy keeps it.
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| hsts.clone());
     }
-    let (_, wanted_response_headers) = access_log.wanted_headers();
-    record.response_headers = capture_headers(response.headers(), wanted_response_headers);
-    Ok(response.map(|body| LoggedBody::wrap(body, record, started, access_log)))
+
+    let metrics = match route {
+        Some(route) => route.metrics(proxy.metrics()),
+        None => proxy.metrics().unrouted(),
+    };
+    let served = response.extensions().get::<forward::Served>();
+    if let Some(served) = served {
+        metrics.upstream_time(served.upstream_time);
+    }
+    let mut completion = Completion {
+        metrics: Arc::clone(metrics),
+        method,
+        status: response.status().as_u16(),
+        started,
+        log: None,
+    };
+    if let Some(mut record) = record {
+        record.status = completion.status;
+        record.route = route.map(|route| route.prefix.clone());
+        if let Some(served) = served {
+            record.served_by = Some(served.server.clone());
+            record.upstream_time = Some(served.upstream_time);
+        }
+        record.queue_time = response
+            .extensions()
+            .get::<app_pool::Queued>()
+            .map(|queued| queued.wait);
+        let (_, wanted_response_headers) = access_log.wanted_headers();
+        record.response_headers = capture_headers(response.headers(), wanted_response_headers);
+        completion.log = Some((record, access_log));
+    }
+    Ok(response.map(|body| LoggedBody::wrap(body, completion)))
 }
 
 /// Runs the request through limits, routing and the route's action.
-async fn respond(
-    site: &Site,
+async fn respond<'site>(
+    site: &'site Site,
     conn: &ConnInfo,
     request: Request<Incoming>,
     request_id: &HeaderValue,
     peer_ip: IpAddr,
     peer_trusted: bool,
-) -> (Response<Body>, Option<String>) {
+) -> (Response<Body>, Option<&'site Route>) {
     if let Err(error) = check_request(site, &request) {
         tracing::debug!(%error, "rejected request");
         return (error.into_response(), None);
@@ -126,7 +157,7 @@ async fn respond(
         path_and_query: None,
     };
     let response = run_action(site, route, request, context).await;
-    (response, Some(route.prefix.clone()))
+    (response, Some(route))
 }
 
 /// Rejections that need no route: request smuggling shapes and the body size limit.
@@ -337,6 +368,7 @@ fn start_record<B>(
         route: None,
         served_by: None,
         upstream_time: None,
+        queue_time: None,
         request_headers: capture_headers(headers, wanted_request_headers),
         response_headers: Vec::new(),
     }

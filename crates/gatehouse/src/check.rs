@@ -1,4 +1,5 @@
 //! `gatehouse check`: validate a config file and say so, or print every error with its location.
+//! Warnings (an expired certificate) are printed too but do not fail the check.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +8,10 @@ use crate::EXIT_CONFIG_ERROR;
 
 pub fn check(path: &Path) -> ExitCode {
     match gatehouse_config::load(path) {
-        Ok(_) => {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!("configuration OK");
             ExitCode::SUCCESS
         }
@@ -15,6 +19,13 @@ pub fn check(path: &Path) -> ExitCode {
             eprintln!("{}", describe(&error));
             ExitCode::from(EXIT_CONFIG_ERROR)
         }
+    }
+}
+
+/// Logs the config's warnings, loudly: each is something that works now but will hurt.
+pub fn log_warnings(config: &gatehouse_config::Config) {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
     }
 }
 

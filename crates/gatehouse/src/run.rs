@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admin::Admin;
 use crate::apps::{self, Apps};
 use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
 
@@ -28,6 +29,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     logging::init(&config.log);
+    check::log_warnings(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gatehouse")
@@ -71,16 +73,29 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", listener_config.address))?;
         listeners.push(listener);
     }
+    let mut admin = Admin::bind(&config)?;
     let (apps, mut app_events) = Apps::start(&config, std::env::temp_dir())?;
-    let proxy = Proxy::new(Site::new(&config, &apps.pools()), access_log);
+    let proxy = Proxy::new(
+        Site::new(&config, &apps.pools()),
+        access_log,
+        admin.proxy_metrics(),
+    );
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
+    let tls = listeners
+        .iter()
+        .filter_map(|listener| {
+            let tls = listener.tls()?;
+            Some((listener.local_addr().to_owned(), Arc::clone(tls)))
+        })
+        .collect();
     let (stop_sender, stop) = watch::channel(false);
     let mut serving = JoinSet::new();
     for listener in listeners {
         tracing::info!("listening on {}", listener.local_addr());
         serving.spawn(listener.serve(Arc::clone(&proxy), stop.clone()));
     }
+    admin.serve(apps.views(), tls)?;
 
     let mut graceful_timeout = config.server.graceful_timeout;
     // A HUP's worker roll runs alongside the loop, so timeouts and signals are handled meanwhile.
@@ -91,7 +106,9 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
                 Event::Terminate => break Stop::Graceful,
                 Event::Quit => break Stop::Quick,
                 Event::Reload => {
-                    if let Some(config) = reload(&path, &proxy, &apps) {
+                    let reloaded = reload(&path, &proxy, &apps);
+                    admin.reloaded(reloaded.as_ref().map_err(String::as_str));
+                    if let Ok(config) = reloaded {
                         graceful_timeout = config.server.graceful_timeout;
                         let apps = &apps;
                         // A newer HUP supersedes a roll in progress, as in the supervisor.
@@ -111,6 +128,8 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    // First thing on the way out: probes must see /readyz fail before the listeners close.
+    admin.draining();
     drop(rolling);
 
     let _ = stop_sender.send(true);
@@ -140,23 +159,23 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
 }
 
 /// Re-reads the config. A valid one replaces routes, static settings, limits and the access log,
-/// and is returned so the apps can roll to it; an invalid one is logged and changes nothing.
-fn reload(path: &Path, proxy: &Proxy, apps: &Apps) -> Option<Config> {
+/// and is returned so the apps can roll to it; an invalid one is logged, changes nothing, and its
+/// reason is returned.
+fn reload(path: &Path, proxy: &Proxy, apps: &Apps) -> Result<Config, String> {
     let config = match gatehouse_config::load(path) {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(
-                "reload rejected, the old config keeps serving:\n{}",
-                check::describe(&error)
-            );
-            return None;
+            let reason = check::describe(&error);
+            tracing::error!("reload rejected, the old config keeps serving:\n{reason}");
+            return Err(reason);
         }
     };
+    check::log_warnings(&config);
     let access_log = match AccessLog::start(&config.log.access_log, &config.log.access_format) {
         Ok(access_log) => access_log,
         Err(error) => {
             tracing::error!(%error, "reload rejected: cannot open the access log");
-            return None;
+            return Err(format!("cannot open the access log: {error}"));
         }
     };
     for app in apps::missing(apps, &config) {
@@ -167,7 +186,7 @@ fn reload(path: &Path, proxy: &Proxy, apps: &Apps) -> Option<Config> {
     tracing::info!(
         "config reloaded; rolling app workers (listener changes take effect at the next start)"
     );
-    Some(config)
+    Ok(config)
 }
 
 enum Event {

@@ -49,7 +49,7 @@ fn unknown_key_in_an_array_element_and_inline_table() {
     );
     assert_eq!(
         error(&text),
-        "gatehouse.toml:5:11: listener[1].tls: unknown field `tls`, expected one of `address`, `http2`, `redirect_https`"
+        "gatehouse.toml:6:1: listener[1].tls.cert: unknown field `cert`, expected one of `certificates`, `min_version`, `hsts`, `client_ca`"
     );
 }
 
