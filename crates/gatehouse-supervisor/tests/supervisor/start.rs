@@ -192,7 +192,19 @@ async fn workers_drop_privileges_when_root() {
     // The worker user must reach its directory through the temp dir.
     std::fs::set_permissions(run.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let load = harness::FakeLoad::new();
-    let mut app = harness::app("nobody", &[]);
+    // The test venv and the checkout may sit under /root, which `nobody` cannot enter: run a
+    // system interpreter on a copy of the worker inside the (world-searchable) runtime dir.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|candidate| std::path::Path::new(candidate).exists())
+        .expect("a system python3 that an unprivileged user can run");
+    let worker = run.path().join("worker.py");
+    std::fs::copy(harness::worker_py(), &worker).unwrap();
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut app = harness::command_app(
+        "nobody",
+        vec![python.to_owned(), worker.display().to_string()],
+    );
     app.user = Some("nobody".into());
     app.directory = "/".into();
     let supervisor = harness::start(app, run.path(), &load);
