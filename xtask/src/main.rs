@@ -47,9 +47,15 @@ fn ci() -> Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 fn root() -> PathBuf {
-    // xtask/ is always one level below the root, so the parent exists.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    // `cargo run` sets CARGO_MANIFEST_DIR for the running xtask too; prefer it to the value baked
+    // in at build time, so an xtask binary reused from another checkout (a shared target dir)
+    // still works on the checkout it was started from. xtask/ is one level below the root.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 /// `$CARGO_TARGET_DIR` when set (relative to the root), else `<root>/target`.
