@@ -117,8 +117,13 @@ pub fn run(args: &[String]) -> Result<()> {
     if scenarios.is_empty() && !tls::selected(&options) {
         bail!("no scenario name contains {:?}", options.only);
     }
-    // Both configs run the Flask app, whichever scenarios are measured.
-    let venv = venv()?;
+    // Both configs run the Flask app, whichever scenarios are measured: the test venv has it.
+    let python = crate::test::venv()?;
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| target_dir().join("venv"));
     exec(cargo().args(["build", "--release", "-p", "gatehouse"]))?;
     let gatehouse_bin = target_dir().join("release/gatehouse");
 
@@ -484,35 +489,6 @@ fn render(dir: &Path, template: &str, port: u16, name: &str) -> Result<PathBuf> 
             .replace("{apps}", &root().join("tests/apps").display().to_string()),
     )?;
     Ok(path)
-}
-
-/// `<target>/venv` with `tests/requirements.txt` installed (Flask, Gunicorn), as `cargo xtask
-/// test` prepares it and with the same stamp, so either command installs only when they change.
-fn venv() -> Result<PathBuf> {
-    let venv = target_dir().join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        exec(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    let requirements = root().join("tests/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)?;
-    let stamp = venv.join("requirements.installed");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        exec(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&stamp, wanted)?;
-    }
-    Ok(venv)
 }
 
 fn free_port() -> Result<u16> {

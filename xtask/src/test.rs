@@ -30,7 +30,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// `<target>/venv` with `tests/requirements.txt` installed; pip runs only when they change.
 /// Returns the venv's interpreter, which the harness takes from `$GATEHOUSE_PYTHON`.
-fn venv() -> Result<PathBuf> {
+pub(crate) fn venv() -> Result<PathBuf> {
     if !have("python3") {
         bail!("python3 is needed by the end-to-end tests (Python 3.8 or later with venv)");
     }
