@@ -286,7 +286,7 @@ fn resolve_identity(app: &App) -> Result<Option<Identity>, Error> {
         None => (None, None),
         Some(user) => match user.parse::<u32>() {
             Ok(uid) => (Some(uid), None),
-            Err(_) => match sys::user_by_name(user).map_err(lookup)? {
+            Err(_) => match user_by_name(user).map_err(lookup)? {
                 Some((uid, gid)) => (Some(uid), Some(gid)),
                 None => {
                     return Err(Error::UnknownUser {
@@ -301,7 +301,7 @@ fn resolve_identity(app: &App) -> Result<Option<Identity>, Error> {
         None => primary_gid,
         Some(group) => match group.parse::<u32>() {
             Ok(gid) => Some(gid),
-            Err(_) => match sys::group_by_name(group).map_err(lookup)? {
+            Err(_) => match group_by_name(group).map_err(lookup)? {
                 Some(gid) => Some(gid),
                 None => {
                     return Err(Error::UnknownGroup {
@@ -313,6 +313,18 @@ fn resolve_identity(app: &App) -> Result<Option<Identity>, Error> {
         },
     };
     Ok(Some(Identity { uid, gid }))
+}
+
+/// A user's uid and primary gid from the passwd database; `None` when there is no such user.
+fn user_by_name(name: &str) -> std::io::Result<Option<(u32, u32)>> {
+    let user = nix::unistd::User::from_name(name).map_err(std::io::Error::from)?;
+    Ok(user.map(|user| (user.uid.as_raw(), user.gid.as_raw())))
+}
+
+/// A group's gid from the group database; `None` when there is no such group.
+fn group_by_name(name: &str) -> std::io::Result<Option<u32>> {
+    let group = nix::unistd::Group::from_name(name).map_err(std::io::Error::from)?;
+    Ok(group.map(|group| group.gid.as_raw()))
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -370,6 +382,14 @@ fn fork_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_user_and_group_resolve() {
+        assert_eq!(user_by_name("root").unwrap(), Some((0, 0)));
+        assert_eq!(group_by_name("root").unwrap(), Some(0));
+        assert_eq!(user_by_name("no-such-user-gatehouse").unwrap(), None);
+        assert_eq!(group_by_name("no-such-group-gatehouse").unwrap(), None);
+    }
 
     #[test]
     fn placeholders_are_substituted_in_every_argument() {

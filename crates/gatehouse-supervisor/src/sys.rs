@@ -3,7 +3,6 @@
 //! Nothing else in the crate uses `unsafe`. What these calls guarantee about the lifetime of worker
 //! processes is written down in `spawn.rs`.
 
-use std::ffi::CString;
 use std::io;
 
 /// The signals gatehouse sends to a worker's process group.
@@ -102,87 +101,9 @@ pub(crate) fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
-/// A user's uid and primary gid from the passwd database; `None` when there is no such user.
-#[allow(unsafe_code)]
-pub(crate) fn user_by_name(name: &str) -> io::Result<Option<(u32, u32)>> {
-    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: `name` is NUL-terminated, `entry` and `found`
-        // are writable, and `buf` is writable for `buf.len()` bytes. The strings in `entry` point
-        // into `buf`, which we do not read.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                entry.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if found.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: getpwnam_r returned 0 with `found` non-null, so it filled `entry`.
-        let entry = unsafe { entry.assume_init() };
-        return Ok(Some((entry.pw_uid, entry.pw_gid)));
-    }
-}
-
-/// A group's gid from the group database; `None` when there is no such group.
-#[allow(unsafe_code)]
-pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
-    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        let mut entry = std::mem::MaybeUninit::<libc::group>::uninit();
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `user_by_name`.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                name.as_ptr(),
-                entry.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if found.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: getgrnam_r returned 0 with `found` non-null, so it filled `entry`.
-        let entry = unsafe { entry.assume_init() };
-        return Ok(Some(entry.gr_gid));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn root_user_and_group_resolve() {
-        assert_eq!(user_by_name("root").unwrap(), Some((0, 0)));
-        assert_eq!(group_by_name("root").unwrap(), Some(0));
-        assert_eq!(user_by_name("no-such-user-gatehouse").unwrap(), None);
-        assert_eq!(group_by_name("no-such-group-gatehouse").unwrap(), None);
-    }
 
     #[test]
     fn never_signals_everyone() {
