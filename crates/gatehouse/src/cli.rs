@@ -26,6 +26,13 @@ pub enum Command {
         #[arg(short, long, default_value = "gatehouse.toml")]
         config: PathBuf,
     },
+    /// Ask the running instance to reload its config and roll its apps' workers (sends HUP to the
+    /// pid in `[server] pid_file`).
+    Reload {
+        /// The configuration file (its `[server] pid_file` names the process).
+        #[arg(short, long, default_value = "gatehouse.toml")]
+        config: PathBuf,
+    },
     /// Print a table of apps and workers, read from the admin endpoint's /status.
     Status {
         /// The configuration file (its `[admin] listen` is where to ask).
@@ -38,4 +45,8 @@ pub enum Command {
         #[arg(short, long, default_value = "gatehouse.toml")]
         config: PathBuf,
     },
+    /// Run a WSGI app with the built-in worker, without a config file (Gunicorn's flag names).
+    Serve(crate::serve::ServeArgs),
+    /// Print an equivalent gatehouse.toml for a Gunicorn config (and an Nginx site) on stdout.
+    Import(crate::import::ImportArgs),
 }

@@ -6,8 +6,11 @@ mod admin;
 mod apps;
 mod check;
 mod cli;
+mod import;
 mod logging;
+mod reload;
 mod run;
+mod serve;
 mod status;
 
 use std::process::ExitCode;
@@ -25,6 +28,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check::check(&config),
         Command::Run { config } => run::run(&config),
+        Command::Reload { config } => reload::signal(&config),
+        Command::Serve(args) => serve::serve(args),
+        Command::Import(args) => import::import(args),
         Command::Status { config } => status::status(&config),
         Command::Health { config } => status::health(&config),
     }
