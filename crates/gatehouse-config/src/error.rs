@@ -16,6 +16,11 @@ pub enum Error {
     /// Every problem found in the file, one per line.
     #[error("{0}")]
     Invalid(Diagnostics),
+    #[error("cannot watch {} for changes", path.display())]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
 }
 
 /// All problems found in one file, in file order.

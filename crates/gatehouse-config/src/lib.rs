@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod defaults;
+mod diff;
 mod error;
 mod file;
 mod location;
@@ -15,12 +16,15 @@ mod machine;
 pub mod model;
 mod units;
 mod validate;
+mod watch;
 
 use std::path::Path;
 
+pub use diff::{AppChange, Changes};
 pub use error::{Diagnostic, Diagnostics, Error};
 pub use machine::Machine;
 pub use model::Config;
+pub use watch::ConfigWatch;
 
 use location::KeyPath;
 
@@ -94,6 +98,26 @@ pub fn parse_on(path: &Path, text: &str, machine: &Machine) -> Result<Config, Er
             Ok(config)
         }
         Err(problems) => Err(invalid(located(problems))),
+    }
+}
+
+/// A diagnostic for the dotted `key` (no array indices) of the file `text` read from `path`,
+/// pointing at the key's line, or at its table's when the key is absent (a reload rejected for a
+/// key that cannot change at runtime names it this way).
+pub fn locate_key(path: &Path, text: &str, key: &str, message: String) -> Diagnostic {
+    let offset = toml_edit::ImDocument::parse(text).map_or(0, |doc| {
+        let key_path = key
+            .split('.')
+            .fold(KeyPath::root(), |path, segment| path.key(segment));
+        location::locate(&doc, &key_path)
+    });
+    let (line, column) = location::line_col(text, offset);
+    Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key: key.to_owned(),
+        message,
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gatehouse_config::model::{self, Endpoint};
 use http::{header, HeaderValue, Request, Response};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -76,11 +77,8 @@ pub struct WorkerLoad {
 
 pub struct AppPool {
     name: String,
-    concurrency: usize,
-    queue_size: usize,
-    queue_timeout: Duration,
-    timeout: Duration,
-    buffering: bool,
+    /// The settings a reload may change without new workers ([`AppPool::retune`]).
+    tuning: ArcSwap<Tuning>,
     /// Where buffered bodies larger than memory allows are spooled.
     spool_dir: PathBuf,
     slots: Arc<Semaphore>,
@@ -91,8 +89,30 @@ pub struct AppPool {
     metrics: OnceLock<AppMetrics>,
 }
 
+/// An app's settings that only the pool reads.
+struct Tuning {
+    queue_size: usize,
+    queue_timeout: Duration,
+    timeout: Duration,
+    buffering: bool,
+}
+
+impl Tuning {
+    fn of(app: &model::App) -> Tuning {
+        Tuning {
+            queue_size: app.queue_size,
+            queue_timeout: app.queue_timeout,
+            timeout: app.timeout,
+            buffering: app.buffering,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
+    /// Requests one worker takes at once (at least 1). Under the lock because slots are counted
+    /// in it.
+    concurrency: usize,
     rotation: Vec<Worker>,
     /// Out of rotation, possibly still finishing requests.
     draining: Vec<Worker>,
@@ -137,15 +157,14 @@ impl AppPool {
     ) -> Arc<Self> {
         Arc::new(AppPool {
             name: app.name.clone(),
-            concurrency: app.concurrency.max(1),
-            queue_size: app.queue_size,
-            queue_timeout: app.queue_timeout,
-            timeout: app.timeout,
-            buffering: app.buffering,
+            tuning: ArcSwap::from_pointee(Tuning::of(app)),
             spool_dir,
             slots: Arc::new(Semaphore::new(0)),
             waiting: AtomicUsize::new(0),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                concurrency: app.concurrency.max(1),
+                ..State::default()
+            }),
             events,
             metrics: OnceLock::new(),
         })
@@ -162,7 +181,21 @@ impl AppPool {
 
     /// Requests one worker takes at once; a worker with this many in flight is busy.
     pub fn concurrency(&self) -> usize {
-        self.concurrency
+        self.lock().concurrency
+    }
+
+    /// A reload changed `app`'s queue, timeout, buffering or concurrency: requests that start
+    /// from now on use the new values; requests in flight keep theirs.
+    pub fn retune(&self, app: &model::App) {
+        self.tuning.store(Arc::new(Tuning::of(app)));
+        let mut state = self.lock();
+        let concurrency = app.concurrency.max(1);
+        if concurrency != state.concurrency {
+            let workers = state.rotation.len();
+            let before = workers * state.concurrency;
+            state.concurrency = concurrency;
+            self.adjust_slots(&mut state, before, workers * concurrency);
+        }
     }
 
     /// Replaces the rotation. Workers that left it finish what they have in flight.
@@ -257,14 +290,15 @@ impl AppPool {
         request: Request<Body>,
         context: &forward::Context,
     ) -> Result<Response<Body>, ProxyError> {
-        let buffer = self.buffering && !forward::wants_upgrade(&request);
+        let tuning = self.tuning.load_full();
+        let buffer = tuning.buffering && !forward::wants_upgrade(&request);
         let request = if buffer {
             self.buffer_request(request).await?
         } else {
             request
         };
         let queued_at = Instant::now();
-        let slot = self.acquire_slot().await?;
+        let slot = self.acquire_slot(&tuning).await?;
         let queued = Queued {
             wait: queued_at.elapsed(),
         };
@@ -273,7 +307,7 @@ impl AppPool {
         }
         // The deadline starts when a worker is ours: time in the queue is not the app's fault.
         let started = Instant::now();
-        let deadline = started + self.timeout;
+        let deadline = started + tuning.timeout;
         let mut outgoing = Outgoing::new(request, context)?;
         let mut tried = Vec::new();
         while let Some((worker, mut lease)) = self.pick(&tried) {
@@ -289,7 +323,7 @@ impl AppPool {
                 continue;
             }
             let sent =
-                tokio::time::timeout_at(deadline, outgoing.send(lease, self.timeout, started))
+                tokio::time::timeout_at(deadline, outgoing.send(lease, tuning.timeout, started))
                     .await;
             let result = match sent {
                 Ok(Sent::NotSent(unsent, _lease)) => {
@@ -382,7 +416,7 @@ impl AppPool {
         Ok(Response::from_parts(parts, spooled.into_body()))
     }
 
-    async fn acquire_slot(self: &Arc<Self>) -> Result<Slot, ProxyError> {
+    async fn acquire_slot(self: &Arc<Self>, tuning: &Tuning) -> Result<Slot, ProxyError> {
         if self.lock().rotation.is_empty() {
             // Crash loop or still starting: answer at once rather than hang.
             return Err(self.rejected(Rejection::NoWorker));
@@ -390,12 +424,12 @@ impl AppPool {
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.queue_size {
+                if self.waiting.fetch_add(1, Ordering::Relaxed) >= tuning.queue_size {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
                     return Err(self.rejected(Rejection::Full));
                 }
                 let waited = tokio::time::timeout(
-                    self.queue_timeout,
+                    tuning.queue_timeout,
                     Arc::clone(&self.slots).acquire_owned(),
                 )
                 .await;
@@ -431,7 +465,7 @@ impl AppPool {
             .rotation
             .iter()
             .filter(|worker| !tried.contains(&worker.id))
-            .filter(|worker| worker.server.outstanding() < self.concurrency)
+            .filter(|worker| worker.server.outstanding() < state.concurrency)
             .min_by_key(|worker| worker.server.outstanding())?
             .clone();
         // Taken under the lock so two requests cannot both see the last free slot.
@@ -443,7 +477,7 @@ impl AppPool {
     fn timed_out(&self, worker: &Worker, context: &forward::Context) {
         let request_id = context.request_id.to_str().unwrap_or("-").to_owned();
         tracing::warn!(app = %self.name, pid = worker.pid, request_id = %request_id,
-            timeout = ?self.timeout, "request passed the app's timeout: 504; replacing the worker");
+            timeout = ?self.tuning.load().timeout, "request passed the app's timeout: 504; replacing the worker");
         self.evict(worker.id);
         let _ = self.events.send(AppEvent::TimedOut {
             app: self.name.clone(),
@@ -468,14 +502,21 @@ impl AppPool {
 
     /// Grows or shrinks the slot count from `before` to `after` workers in rotation.
     fn resize(&self, state: &mut State, before: usize, after: usize) {
+        let concurrency = state.concurrency;
+        self.adjust_slots(state, before * concurrency, after * concurrency);
+    }
+
+    /// Grows or shrinks the slot count from `before` to `after` slots. Slots in use when it
+    /// shrinks are forgotten as they come back (`debt`).
+    fn adjust_slots(&self, state: &mut State, before: usize, after: usize) {
         if after > before {
-            let mut added = (after - before) * self.concurrency;
+            let mut added = after - before;
             let repaid = added.min(state.debt);
             state.debt -= repaid;
             added -= repaid;
             self.slots.add_permits(added);
         } else if before > after {
-            let removed = (before - after) * self.concurrency;
+            let removed = before - after;
             let forgotten = self.slots.forget_permits(removed);
             state.debt += removed - forgotten;
         }

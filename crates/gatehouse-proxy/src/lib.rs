@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use access_log::AccessLog;
-pub use listener::Listener;
+pub use listener::{Listener, ListenerHandle, Settings as ListenerSettings};
 pub use metrics::Metrics;
 pub use site::Site;
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gatehouse_config::model::{self, ListenAddress};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,11 +31,70 @@ const BACKLOG: i32 = 1024;
 /// A bound socket with the listener settings it serves.
 pub struct Listener {
     socket: Socket,
-    config: model::Listener,
     local: String,
+    settings: Arc<ArcSwap<Settings>>,
+}
+
+/// What a listener serves with: its config and its TLS end. A reload swaps it whole
+/// ([`ListenerHandle::apply`]); a connection keeps the settings it was accepted with.
+pub struct Settings {
+    config: model::Listener,
     tls: Option<Arc<Tls>>,
-    /// Watches the certificate files from bind until the listener stops.
+    /// Watches the certificate files while these settings are in use.
     _certificate_watch: Option<tls::Watch>,
+}
+
+impl Settings {
+    /// Reads `config`'s certificates for the listener bound at `local`, and starts watching them.
+    /// Must run inside the tokio runtime.
+    fn new(config: &model::Listener, local: &str) -> io::Result<Settings> {
+        let tls = match &config.tls {
+            Some(tls) => Some(Tls::new(tls, config.http2, local).map_err(io::Error::other)?),
+            None => None,
+        };
+        // Watching starts before the settings are used, so no rotation after that is missed.
+        let certificate_watch = tls.as_ref().and_then(Tls::watch);
+        Ok(Settings {
+            config: config.clone(),
+            tls,
+            _certificate_watch: certificate_watch,
+        })
+    }
+}
+
+/// Changes a serving listener's settings in place (a reload that kept its address).
+#[derive(Clone)]
+pub struct ListenerHandle {
+    local: String,
+    settings: Arc<ArcSwap<Settings>>,
+}
+
+impl ListenerHandle {
+    /// The bound address, as [`Listener::local_addr`].
+    pub fn local_addr(&self) -> &str {
+        &self.local
+    }
+
+    /// The settings being served now.
+    pub fn config(&self) -> model::Listener {
+        self.settings.load().config.clone()
+    }
+
+    /// The TLS end now in use, if any.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.settings.load().tls.clone()
+    }
+
+    /// Builds settings for `config` without using them yet: a reload first prepares everything
+    /// that can fail (certificates), then applies. Must run inside the tokio runtime.
+    pub fn prepare(&self, config: &model::Listener) -> io::Result<Settings> {
+        Settings::new(config, &self.local)
+    }
+
+    /// New connections are served with `settings` from now on.
+    pub fn apply(&self, settings: Settings) {
+        self.settings.store(Arc::new(settings));
+    }
 }
 
 enum Socket {
@@ -62,18 +122,11 @@ impl Listener {
                 ))
             }
         };
-        let tls = match &config.tls {
-            Some(tls) => Some(Tls::new(tls, config.http2, &local).map_err(io::Error::other)?),
-            None => None,
-        };
-        // Watching starts before the listener is announced, so no rotation after that is missed.
-        let certificate_watch = tls.as_ref().and_then(Tls::watch);
+        let settings = Settings::new(config, &local)?;
         Ok(Listener {
             socket,
-            config: config.clone(),
             local,
-            tls,
-            _certificate_watch: certificate_watch,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
         })
     }
 
@@ -82,13 +135,12 @@ impl Listener {
         &self.local
     }
 
-    pub fn config(&self) -> &model::Listener {
-        &self.config
-    }
-
-    /// The listener's TLS end (handshake errors, certificate expiry), if it has one.
-    pub fn tls(&self) -> Option<&Arc<Tls>> {
-        self.tls.as_ref()
+    /// A handle that changes this listener's settings while it serves.
+    pub fn handle(&self) -> ListenerHandle {
+        ListenerHandle {
+            local: self.local.clone(),
+            settings: Arc::clone(&self.settings),
+        }
     }
 
     /// Accepts and serves until `stop` turns true, then stops accepting and waits for the
@@ -170,15 +222,16 @@ impl Listener {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let open = proxy.metrics().connection_opened(&self.local);
+        let settings = self.settings.load();
         let http = Http {
             proxy: Arc::clone(proxy),
             peer,
-            http2: self.config.http2,
-            redirect_https: self.config.redirect_https.clone(),
+            http2: settings.config.http2,
+            redirect_https: settings.config.redirect_https.clone(),
         };
         // Watched from before the handshake, so a drain waits for handshakes in progress too.
         let watcher = graceful.watcher();
-        let tls = self.tls.clone();
+        let tls = settings.tls.clone();
         tokio::spawn(async move {
             match tls {
                 None => http.serve(stream, Protocol::Plain, watcher).await,

@@ -56,6 +56,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Scale(i32),
+    ScaleTo(usize),
     Shutdown {
         graceful: bool,
         done: oneshot::Sender<()>,
@@ -218,6 +219,7 @@ impl Arbiter {
             Command::TimedOut { worker, request_id } => self.timed_out(worker, &request_id, now),
             Command::Roll { app, reply } => self.start_roll(app.map(|app| *app), reply).await,
             Command::Scale(delta) => self.scale(delta),
+            Command::ScaleTo(workers) => self.scale_to(workers),
             Command::Shutdown { graceful, done } => self.begin_shutdown(graceful, Some(done)),
         }
     }
@@ -398,15 +400,20 @@ impl Arbiter {
     }
 
     fn scale(&mut self, delta: i32) {
-        if self.shutdown.is_some() {
-            return;
-        }
         let by = usize::try_from(delta.unsigned_abs()).unwrap_or(usize::MAX);
         let target = if delta >= 0 {
             self.target.saturating_add(by)
         } else {
-            self.target.saturating_sub(by).max(1)
+            self.target.saturating_sub(by)
         };
+        self.scale_to(target);
+    }
+
+    fn scale_to(&mut self, target: usize) {
+        let target = target.max(1);
+        if self.shutdown.is_some() {
+            return;
+        }
         if target != self.target {
             tracing::info!(from = self.target, to = target, "scaling");
             // `reconcile` starts the new slots, or drains the workers above the new target.

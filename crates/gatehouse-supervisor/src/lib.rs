@@ -247,11 +247,23 @@ impl Supervisor {
         self.send(Command::Scale(delta));
     }
 
+    /// A reload changed `workers` and nothing else that needs new workers: start or drain workers
+    /// until `workers` run (at least one); the ones that stay are untouched.
+    pub fn scale_to(&self, workers: usize) {
+        self.send(Command::ScaleTo(workers));
+    }
+
     /// Stops every worker and returns when each one has been reaped.
     ///
     /// `graceful`: stop publishing, wait for each worker to be idle (at most `graceful_timeout`),
     /// TERM its group, KILL it after `graceful_timeout`. Quick: TERM now, KILL a second later.
     pub async fn shutdown(self, graceful: bool) {
+        self.stop(graceful).await;
+    }
+
+    /// [`Supervisor::shutdown`] through a shared handle (an app a reload removed, whose handle
+    /// may still be held by a roll in progress). Later commands through it do nothing.
+    pub async fn stop(&self, graceful: bool) {
         let (done, finished) = oneshot::channel();
         self.send(Command::Shutdown { graceful, done });
         let _ = finished.await;

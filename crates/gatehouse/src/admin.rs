@@ -14,10 +14,11 @@ pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use gatehouse_config::Config;
 use gatehouse_proxy::app_pool::AppPool;
 use gatehouse_proxy::tls::Tls;
@@ -44,10 +45,11 @@ struct Shared {
     registry: Registry,
     proxy_metrics: Arc<gatehouse_proxy::Metrics>,
     metrics: metrics::Metrics,
-    /// Set once, when gatehouse starts serving (listeners bound, apps started).
-    apps: OnceLock<Vec<AppView>>,
+    /// Set when gatehouse starts serving (listeners bound, apps started), replaced by reloads;
+    /// `None` while starting.
+    apps: ArcSwapOption<Vec<AppView>>,
     /// TLS listeners by their address, for the handshake and certificate metrics.
-    tls: OnceLock<Vec<(String, Arc<Tls>)>>,
+    tls: ArcSwap<Vec<(String, Arc<Tls>)>>,
     draining: AtomicBool,
     config: Mutex<status::Config>,
 }
@@ -67,8 +69,8 @@ impl Admin {
             registry,
             proxy_metrics: Arc::new(proxy_metrics),
             metrics,
-            apps: OnceLock::new(),
-            tls: OnceLock::new(),
+            apps: ArcSwapOption::empty(),
+            tls: ArcSwap::default(),
             draining: AtomicBool::new(false),
             config: Mutex::new(status::Config::loaded(config, now)),
         });
@@ -92,12 +94,8 @@ impl Admin {
         apps: Vec<AppView>,
         tls: Vec<(String, Arc<Tls>)>,
     ) -> anyhow::Result<()> {
-        for app in &apps {
-            let metrics = self.shared.proxy_metrics.app(app.pool.name());
-            app.pool.set_metrics(metrics);
-        }
-        let _ = self.shared.apps.set(apps);
-        let _ = self.shared.tls.set(tls);
+        self.set_apps(apps);
+        self.set_tls(tls);
         let Some(socket) = self.socket.take() else {
             return Ok(());
         };
@@ -108,12 +106,27 @@ impl Admin {
         Ok(())
     }
 
+    /// The apps now running (a reload added or removed some). Each app's pool records its queue
+    /// in the proxy's metrics from now on.
+    pub fn set_apps(&self, apps: Vec<AppView>) {
+        for app in &apps {
+            let metrics = self.shared.proxy_metrics.app(app.pool.name());
+            app.pool.set_metrics(metrics);
+        }
+        self.shared.apps.store(Some(Arc::new(apps)));
+    }
+
+    /// The TLS listeners now serving, by address.
+    pub fn set_tls(&self, tls: Vec<(String, Arc<Tls>)>) {
+        self.shared.tls.store(Arc::new(tls));
+    }
+
     /// Graceful stop began: `/readyz` answers 503 from now on (the listener keeps answering).
     pub fn draining(&self) {
         self.shared.draining.store(true, Ordering::SeqCst);
     }
 
-    /// A reload (HUP) was applied (`Ok`, with the new config) or rejected (`Err`, the reason).
+    /// A reload was applied (`Ok`, with the new config) or rejected (`Err`, the reason).
     pub fn reloaded(&self, result: Result<&Config, &str>) {
         let now = SystemTime::now();
         self.shared.metrics.reloaded(result.is_ok(), now);
@@ -135,12 +148,12 @@ impl Drop for Admin {
 }
 
 impl Shared {
-    fn apps(&self) -> &[AppView] {
-        self.apps.get().map_or(&[], Vec::as_slice)
+    fn apps(&self) -> Arc<Vec<AppView>> {
+        self.apps.load_full().unwrap_or_default()
     }
 
-    fn tls(&self) -> &[(String, Arc<Tls>)] {
-        self.tls.get().map_or(&[], Vec::as_slice)
+    fn tls(&self) -> Arc<Vec<(String, Arc<Tls>)>> {
+        self.tls.load_full()
     }
 
     /// `None` when ready; otherwise why not, for the 503's body.
@@ -148,7 +161,7 @@ impl Shared {
         if self.draining.load(Ordering::SeqCst) {
             return Some("draining".to_owned());
         }
-        let Some(apps) = self.apps.get() else {
+        let Some(apps) = self.apps.load_full() else {
             return Some("starting".to_owned());
         };
         apps.iter()
@@ -179,8 +192,8 @@ mod tests {
             registry,
             proxy_metrics: Arc::new(proxy_metrics),
             metrics,
-            apps: OnceLock::new(),
-            tls: OnceLock::new(),
+            apps: ArcSwapOption::empty(),
+            tls: ArcSwap::default(),
             draining: AtomicBool::new(false),
             config: Mutex::new(status::Config {
                 path: "/etc/gatehouse.toml".into(),

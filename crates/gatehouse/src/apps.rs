@@ -8,23 +8,36 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use gatehouse_config::{model, Config};
+use gatehouse_config::model;
 use gatehouse_proxy::app_pool::{AppEvent, AppPool, WorkerEndpoint};
 use gatehouse_supervisor::{LoadView, ReadyWorker, Supervisor, WorkerId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// The running apps, by name. A reload adds and removes apps ([`Apps::insert`], [`Apps::remove`]).
 pub struct Apps {
-    apps: Vec<App>,
+    apps: Vec<Arc<App>>,
+    starter: Starter,
 }
 
-struct App {
+/// One app: the proxy's pool and the supervisor of its workers.
+pub struct App {
     pool: Arc<AppPool>,
     supervisor: Supervisor,
     /// Copies the supervisor's ready list into the pool; ends with the supervisor.
     feeder: JoinHandle<()>,
+}
+
+/// Starts apps: what every app's wiring shares. Cloned into a reload in progress, which starts
+/// the apps it adds before the reload is applied.
+#[derive(Clone)]
+pub struct Starter {
+    runtime_dir: PathBuf,
+    spool_dir: PathBuf,
+    events: mpsc::UnboundedSender<AppEvent>,
 }
 
 /// The supervisor's view of a worker's load, read from the proxy's pool.
@@ -44,35 +57,110 @@ impl LoadView for PoolLoad {
     }
 }
 
+impl Starter {
+    /// Starts `app`'s workers. Requests to it get 503 until its first worker is ready.
+    pub fn start(&self, app: &model::App) -> anyhow::Result<Arc<App>> {
+        let pool = AppPool::new(app, self.spool_dir.clone(), self.events.clone());
+        let load = Arc::new(PoolLoad(Arc::clone(&pool)));
+        let supervisor = Supervisor::start(app.clone(), &self.runtime_dir, load)
+            .with_context(|| format!("cannot start app {}", app.name))?;
+        let feeder = tokio::spawn(feed(supervisor.ready_workers(), Arc::clone(&pool)));
+        Ok(Arc::new(App {
+            pool,
+            supervisor,
+            feeder,
+        }))
+    }
+}
+
+impl App {
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+
+    pub fn pool(&self) -> &Arc<AppPool> {
+        &self.pool
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Waits until the app has a worker in rotation; false if none is ready within `timeout`.
+    pub async fn ready_within(&self, timeout: Duration) -> bool {
+        let mut ready = self.supervisor.ready_workers();
+        tokio::time::timeout(timeout, ready.wait_for(|workers| !workers.is_empty()))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// Rolls to `app`'s settings in the background (HUP, or a reload that changed the command,
+    /// environment, ...). A failed roll leaves the old workers serving.
+    pub fn roll(self: &Arc<Self>, app: model::App) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let name = this.name();
+            match this.supervisor.roll_with(app).await {
+                Ok(()) => tracing::info!(app = name, "new workers ready; old ones draining"),
+                Err(error) => tracing::error!(app = name, %error,
+                    "new workers did not become ready; the old ones keep serving"),
+            }
+        });
+    }
+
+    /// Stops the workers (the app was removed, or gatehouse stops) and returns when all are
+    /// reaped.
+    pub async fn stop(&self, graceful: bool) {
+        self.supervisor.stop(graceful).await;
+        self.feeder.abort();
+    }
+}
+
 impl Apps {
-    /// Starts every app's workers. Requests to an app get 503 until its first worker is ready.
-    /// The receiver yields the pools' events, to be passed to [`Apps::handle`].
-    pub fn start(
-        config: &Config,
+    /// No apps yet; [`Apps::starter`] starts them. The receiver yields the pools' events, to be
+    /// passed to [`Apps::handle`].
+    pub fn new(
+        runtime_dir: PathBuf,
         spool_dir: PathBuf,
-    ) -> anyhow::Result<(Apps, mpsc::UnboundedReceiver<AppEvent>)> {
-        let (sender, events) = mpsc::unbounded_channel();
-        let mut apps = Vec::with_capacity(config.apps.len());
-        for app in &config.apps {
-            let pool = AppPool::new(app, spool_dir.clone(), sender.clone());
-            let load = Arc::new(PoolLoad(Arc::clone(&pool)));
-            let supervisor = Supervisor::start(app.clone(), &config.server.runtime_dir, load)
-                .with_context(|| format!("cannot start app {}", app.name))?;
-            let feeder = tokio::spawn(feed(supervisor.ready_workers(), Arc::clone(&pool)));
-            apps.push(App {
-                pool,
-                supervisor,
-                feeder,
-            });
-        }
-        Ok((Apps { apps }, events))
+    ) -> (Apps, mpsc::UnboundedReceiver<AppEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let starter = Starter {
+            runtime_dir,
+            spool_dir,
+            events,
+        };
+        (
+            Apps {
+                apps: Vec::new(),
+                starter,
+            },
+            receiver,
+        )
+    }
+
+    pub fn starter(&self) -> &Starter {
+        &self.starter
+    }
+
+    pub fn insert(&mut self, app: Arc<App>) {
+        self.apps.push(app);
+    }
+
+    /// Takes the app out of the set; the caller stops it.
+    pub fn remove(&mut self, name: &str) -> Option<Arc<App>> {
+        let index = self.apps.iter().position(|app| app.name() == name)?;
+        Some(self.apps.remove(index))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<App>> {
+        self.apps.iter().find(|app| app.name() == name)
     }
 
     /// The pools by app name, for routing.
     pub fn pools(&self) -> HashMap<String, Arc<AppPool>> {
         self.apps
             .iter()
-            .map(|app| (app.pool.name().to_owned(), Arc::clone(&app.pool)))
+            .map(|app| (app.name().to_owned(), Arc::clone(&app.pool)))
             .collect()
     }
 
@@ -91,7 +179,7 @@ impl Apps {
     pub fn handle(&self, event: AppEvent) {
         match event {
             AppEvent::Unreachable { app, worker } => {
-                if let Some(app) = self.find(&app) {
+                if let Some(app) = self.get(&app) {
                     app.supervisor.worker_unreachable(worker);
                 }
             }
@@ -101,30 +189,11 @@ impl Apps {
                 request_id,
                 ..
             } => {
-                if let Some(app) = self.find(&app) {
+                if let Some(app) = self.get(&app) {
                     app.supervisor.request_timed_out(worker, &request_id);
                 }
             }
         }
-    }
-
-    /// HUP: every app rolls to a new generation, with its settings from `config` when it is
-    /// still there. A failed roll leaves that app's old workers serving.
-    pub async fn roll(&self, config: &Config) {
-        let rolls = self.apps.iter().map(|app| async move {
-            let name = app.pool.name();
-            let updated = config.apps.iter().find(|candidate| candidate.name == name);
-            let result = match updated {
-                Some(updated) => app.supervisor.roll_with(updated.clone()).await,
-                None => app.supervisor.roll().await,
-            };
-            match result {
-                Ok(()) => tracing::info!(app = name, "new workers ready; old ones draining"),
-                Err(error) => tracing::error!(app = name, %error,
-                    "new workers did not become ready; the old ones keep serving"),
-            }
-        });
-        futures_util::future::join_all(rolls).await;
     }
 
     /// TTIN (+1) / TTOU (-1) for every app.
@@ -136,23 +205,8 @@ impl Apps {
 
     /// Stops every app's workers and returns when all are reaped.
     pub async fn shutdown(self, graceful: bool) {
-        let stops = self.apps.into_iter().map(|app| async move {
-            app.supervisor.shutdown(graceful).await;
-            app.feeder.abort();
-        });
+        let stops = self.apps.iter().map(|app| app.stop(graceful));
         futures_util::future::join_all(stops).await;
-    }
-
-    /// The app configs this set was started with are not kept; names are enough here.
-    pub fn names(&self) -> Vec<String> {
-        self.apps
-            .iter()
-            .map(|app| app.pool.name().to_owned())
-            .collect()
-    }
-
-    fn find(&self, name: &str) -> Option<&App> {
-        self.apps.iter().find(|app| app.pool.name() == name)
     }
 }
 
@@ -173,14 +227,4 @@ async fn feed(mut ready: tokio::sync::watch::Receiver<Vec<ReadyWorker>>, pool: A
             return;
         }
     }
-}
-
-/// Apps in `config` that this set does not run (added since start; hot reload starts them).
-pub fn missing<'a>(apps: &Apps, config: &'a Config) -> Vec<&'a model::App> {
-    let running = apps.names();
-    config
-        .apps
-        .iter()
-        .filter(|app| !running.contains(&app.name))
-        .collect()
 }

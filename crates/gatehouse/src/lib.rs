@@ -7,11 +7,13 @@ mod apps;
 mod check;
 mod cli;
 mod import;
+mod listeners;
 mod logging;
 mod reload;
 mod run;
 mod serve;
 mod status;
+mod watch;
 
 use std::process::ExitCode;
 

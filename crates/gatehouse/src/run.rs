@@ -1,7 +1,9 @@
 //! `gatehouse run`: load the config (before binding anything), bind every listener, start the
-//! apps' workers, serve, and turn signals into actions:
-//! TERM drains gracefully, INT and QUIT stop at once, HUP re-reads the config and rolls every
-//! app's workers, TTIN/TTOU add or remove a worker per app, USR1 reopens the access log.
+//! apps' workers, serve, and turn signals and file changes into actions:
+//! TERM drains gracefully, INT and QUIT stop at once, a change of the config file reloads it
+//! (`reload.rs`), HUP reloads it and rolls every app's workers, TTIN/TTOU add or remove a worker
+//! per app, USR1 reopens the access log. One reload runs at a time; triggers that arrive during
+//! one are coalesced into one more.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -11,18 +13,19 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use gatehouse_config::Config;
-use gatehouse_proxy::{AccessLog, Listener, Proxy, Site};
+use gatehouse_proxy::{AccessLog, Proxy, Site};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::admin::Admin;
-use crate::apps::{self, Apps};
+use crate::apps::Apps;
+use crate::listeners::{self, Listeners};
+use crate::reload::{self, Digest, Trigger};
+use crate::watch::FileWatcher;
 use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match gatehouse_config::load(path) {
-        Ok(config) => config,
+    let (config, digest) = match load(path) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("{}", check::describe(&error));
             return ExitCode::from(EXIT_CONFIG_ERROR);
@@ -41,7 +44,7 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME_FAILURE);
         }
     };
-    let result = runtime.block_on(serve(path.to_path_buf(), config));
+    let result = runtime.block_on(serve(path.to_path_buf(), config, digest));
     // Connections cut by a quick stop may still own blocking file reads; do not wait for them.
     runtime.shutdown_background();
     match result {
@@ -53,28 +56,50 @@ pub fn run(path: &Path) -> ExitCode {
     }
 }
 
+/// Loads the config, with the digest of the bytes it was read from (for the file watcher).
+fn load(path: &Path) -> Result<(Config, Digest), gatehouse_config::Error> {
+    let read_error = |source| gatehouse_config::Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    let digest = reload::digest(&bytes);
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
+    Ok((gatehouse_config::parse(path, &text)?, digest))
+}
+
 /// How the serving loop ended.
 enum Stop {
     Graceful,
     Quick,
 }
 
-type Rolling<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+/// What a reload changes: the running config and the parts built from it.
+pub struct Instance {
+    pub config: Arc<Config>,
+    pub proxy: Arc<Proxy>,
+    pub listeners: Listeners,
+    pub apps: Apps,
+    pub admin: Admin,
+}
 
-async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
+type Reloading = Pin<Box<dyn Future<Output = reload::Attempt> + Send>>;
+
+async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let access_log = AccessLog::start(&config.log.access_log, &config.log.access_format)
         .context("cannot open the access log")?;
 
     // Bind first: a taken port should fail the start before any worker is spawned.
-    let mut listeners = Vec::with_capacity(config.listeners.len());
-    for listener_config in &config.listeners {
-        let listener = Listener::bind(listener_config)
-            .with_context(|| format!("cannot listen on {}", listener_config.address))?;
-        listeners.push(listener);
+    let bound = listeners::bind_all(&config.listeners)?;
+    let admin = Admin::bind(&config)?;
+    let (mut apps, mut app_events) =
+        Apps::new(config.server.runtime_dir.clone(), std::env::temp_dir());
+    for app in &config.apps {
+        let started = apps.starter().start(app)?;
+        apps.insert(started);
     }
-    let mut admin = Admin::bind(&config)?;
-    let (apps, mut app_events) = Apps::start(&config, std::env::temp_dir())?;
     let proxy = Proxy::new(
         Site::new(&config, &apps.pools()),
         access_log,
@@ -82,64 +107,73 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     );
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
-    let tls = listeners
-        .iter()
-        .filter_map(|listener| {
-            let tls = listener.tls()?;
-            Some((listener.local_addr().to_owned(), Arc::clone(tls)))
-        })
-        .collect();
-    let (stop_sender, stop) = watch::channel(false);
-    let mut serving = JoinSet::new();
-    for listener in listeners {
-        tracing::info!("listening on {}", listener.local_addr());
-        serving.spawn(listener.serve(Arc::clone(&proxy), stop.clone()));
+    let mut listeners = Listeners::default();
+    for (listener_config, listener) in config.listeners.iter().zip(bound) {
+        listeners.serve(listener_config.address.clone(), listener, &proxy);
     }
-    admin.serve(apps.views(), tls)?;
+    let mut instance = Instance {
+        config: Arc::new(config),
+        proxy,
+        listeners,
+        apps,
+        admin,
+    };
+    instance
+        .admin
+        .serve(instance.apps.views(), instance.listeners.tls())?;
 
-    let mut graceful_timeout = config.server.graceful_timeout;
-    // A HUP's worker roll runs alongside the loop, so timeouts and signals are handled meanwhile.
-    let mut rolling: Option<Rolling<'_>> = None;
+    let mut watcher = FileWatcher::new(&path, &instance.config, digest);
+    let mut reloading: Option<Reloading> = None;
+    // Triggers that arrive during a reload, coalesced into one reload after it (HUP wins).
+    let mut pending: Option<Trigger> = None;
     let ending = loop {
         tokio::select! {
             event = signals.next() => match event {
                 Event::Terminate => break Stop::Graceful,
                 Event::Quit => break Stop::Quick,
-                Event::Reload => {
-                    let reloaded = reload(&path, &proxy, &apps);
-                    admin.reloaded(reloaded.as_ref().map_err(String::as_str));
-                    if let Ok(config) = reloaded {
-                        graceful_timeout = config.server.graceful_timeout;
-                        let apps = &apps;
-                        // A newer HUP supersedes a roll in progress, as in the supervisor.
-                        rolling = Some(Box::pin(async move { apps.roll(&config).await }));
-                    }
-                }
-                Event::AddWorker => apps.scale(1),
-                Event::RemoveWorker => apps.scale(-1),
+                Event::Reload => pending = pending.max(Some(Trigger::Hangup)),
+                Event::AddWorker => instance.apps.scale(1),
+                Event::RemoveWorker => instance.apps.scale(-1),
                 Event::ReopenLogs => {
                     tracing::info!("reopening log files");
-                    proxy.access_log().reopen();
+                    instance.proxy.access_log().reopen();
                 }
             },
-            Some(event) = app_events.recv() => apps.handle(event),
-            () = async { if let Some(roll) = rolling.as_mut() { roll.await } else { std::future::pending().await } } => {
-                rolling = None;
+            () = watcher.settled() => {
+                if watcher.changed().await {
+                    pending = pending.max(Some(Trigger::FileChanged));
+                }
+            }
+            Some(event) = app_events.recv() => instance.apps.handle(event),
+            attempt = async { match reloading.as_mut() { Some(reload) => reload.await, None => std::future::pending().await } } => {
+                reloading = None;
+                finish_reload(attempt, &mut instance, &mut watcher);
+            }
+        }
+        if reloading.is_none() {
+            if let Some(trigger) = pending.take() {
+                reloading = Some(start_reload(&path, &instance, trigger));
             }
         }
     };
     // First thing on the way out: probes must see /readyz fail before the listeners close.
-    admin.draining();
-    drop(rolling);
+    instance.admin.draining();
+    drop(reloading);
+    drop(watcher);
 
-    let _ = stop_sender.send(true);
+    let Instance {
+        config,
+        proxy,
+        mut listeners,
+        apps,
+        admin,
+    } = instance;
+    listeners.stop_all();
     match ending {
         Stop::Graceful => {
+            let graceful_timeout = config.server.graceful_timeout;
             tracing::info!(timeout = ?graceful_timeout, "draining: finishing in-flight requests");
-            let drained = tokio::time::timeout(graceful_timeout, async {
-                while serving.join_next().await.is_some() {}
-            })
-            .await;
+            let drained = tokio::time::timeout(graceful_timeout, listeners.drained()).await;
             if drained.is_err() {
                 tracing::warn!(
                     open = proxy.open_connections(),
@@ -154,39 +188,40 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
             apps.shutdown(false).await;
         }
     }
+    drop(admin);
     drop(pid_file);
     Ok(())
 }
 
-/// Re-reads the config. A valid one replaces routes, static settings, limits and the access log,
-/// and is returned so the apps can roll to it; an invalid one is logged, changes nothing, and its
-/// reason is returned.
-fn reload(path: &Path, proxy: &Proxy, apps: &Apps) -> Result<Config, String> {
-    let config = match gatehouse_config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            let reason = check::describe(&error);
-            tracing::error!("reload rejected, the old config keeps serving:\n{reason}");
-            return Err(reason);
-        }
+fn start_reload(path: &Path, instance: &Instance, trigger: Trigger) -> Reloading {
+    tracing::info!(?trigger, "reloading {}", path.display());
+    let running = reload::Running {
+        config: Arc::clone(&instance.config),
+        listeners: instance.listeners.handles(),
+        starter: instance.apps.starter().clone(),
     };
-    check::log_warnings(&config);
-    let access_log = match AccessLog::start(&config.log.access_log, &config.log.access_format) {
-        Ok(access_log) => access_log,
-        Err(error) => {
-            tracing::error!(%error, "reload rejected: cannot open the access log");
-            return Err(format!("cannot open the access log: {error}"));
-        }
-    };
-    for app in apps::missing(apps, &config) {
-        tracing::warn!(app = %app.name, "new apps start at the next start; requests to it get 503");
+    Box::pin(reload::prepare(path.to_path_buf(), running, trigger))
+}
+
+fn finish_reload(attempt: reload::Attempt, instance: &mut Instance, watcher: &mut FileWatcher) {
+    if let Some(digest) = attempt.digest {
+        watcher.tried(digest);
     }
-    proxy.replace_site(Site::new(&config, &apps.pools()));
-    proxy.replace_access_log(access_log);
-    tracing::info!(
-        "config reloaded; rolling app workers (listener changes take effect at the next start)"
-    );
-    Ok(config)
+    match attempt.result {
+        Ok(prepared) => {
+            let summary = reload::apply(prepared, instance);
+            check::log_warnings(&instance.config);
+            tracing::info!("reload applied: {summary}");
+            watcher.configure(&instance.config);
+        }
+        Err(rejected) => {
+            tracing::error!(
+                "reload rejected, the running config keeps serving:\n{}",
+                rejected.reason
+            );
+            instance.admin.reloaded(Err(&rejected.reason));
+        }
+    }
 }
 
 enum Event {

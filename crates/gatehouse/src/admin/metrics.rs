@@ -20,7 +20,9 @@ pub(super) struct Metrics {
     handshake_errors: IntCounterVec,
     certificate_expiry: GaugeVec,
     /// Scrapes that overlap would race on the restart deltas.
-    refreshing: Mutex<()>,
+    /// One refresh at a time; holds the apps the last refresh saw, so that the gauges of an app
+    /// a reload removed are removed too.
+    refreshing: Mutex<Vec<String>>,
 }
 
 impl Metrics {
@@ -101,7 +103,7 @@ impl Metrics {
             last_success,
             handshake_errors,
             certificate_expiry,
-            refreshing: Mutex::new(()),
+            refreshing: Mutex::new(Vec::new()),
         })
     }
 
@@ -121,7 +123,7 @@ impl Metrics {
 
     /// Reads the apps' current state into the gauges and counters, before a scrape.
     pub(super) fn refresh(&self, apps: &[AppView], tls: &[(String, Arc<Tls>)]) {
-        let _one_at_a_time = self
+        let mut seen_apps = self
             .refreshing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -164,6 +166,16 @@ impl Metrics {
                 }
             }
         }
+        for gone in seen_apps
+            .iter()
+            .filter(|name| !apps.iter().any(|app| app.pool.name() == name.as_str()))
+        {
+            for state in status::STATES {
+                let _ = self.workers.remove_label_values(&[gone, state]);
+            }
+            let _ = self.queue_depth.remove_label_values(&[gone]);
+        }
+        *seen_apps = apps.iter().map(|app| app.pool.name().to_owned()).collect();
     }
 }
 

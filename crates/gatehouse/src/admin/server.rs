@@ -72,7 +72,7 @@ fn answer<B>(shared: &Shared, request: &Request<B>) -> Answer {
 }
 
 fn metrics(shared: &Shared) -> Answer {
-    shared.metrics.refresh(shared.apps(), shared.tls());
+    shared.metrics.refresh(&shared.apps(), &shared.tls());
     let mut body = Vec::with_capacity(16 * 1024);
     let encoder = TextEncoder::new();
     if let Err(error) = encoder.encode(&shared.registry.gather(), &mut body) {
@@ -134,7 +134,7 @@ mod tests {
             get(&shared, "/readyz").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let _ = shared.apps.set(Vec::new());
+        shared.apps.store(Some(std::sync::Arc::new(Vec::new())));
         assert_eq!(get(&shared, "/readyz").status(), StatusCode::OK);
         shared.draining.store(true, Ordering::SeqCst);
         assert_eq!(
