@@ -599,3 +599,38 @@ respond = {{ status = 200, body = "hello over TLS" }}
         .as_secs_f64();
     assert!(expiry > now, "a.test's notAfter is in the future: {expiry}");
 }
+
+#[tokio::test]
+async fn a_reload_that_names_other_certificates_swaps_them_in() {
+    let site = Site::new();
+    let gh = start(&site, "");
+    let addr = gh.addr(0);
+    let client = Client::new(&site.ca, H1);
+    let conn = client.connect(addr, "a.test").await.unwrap();
+    assert_eq!(conn.leaf, site.exact.der);
+
+    // The config now names another file for a.test, and HSTS: the same listener, new settings.
+    let renewed = site.ca.leaf("renewed", &["a.test"]);
+    renewed.write(gh.sandbox(), "certs/renewed");
+    let config = gh.sandbox().join("gatehouse.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("certs/a.pem", "certs/renewed.pem")
+        .replace("certs/a.key", "certs/renewed.key")
+        .replace("[[route]]", "hsts = \"max-age=60\"\n\n[[route]]");
+    let tmp = gh.sandbox().write("gatehouse.toml.tmp", text);
+    std::fs::rename(tmp, &config).unwrap();
+    let line = gh.wait_for_log("reload applied");
+    assert!(
+        line.contains("listener 127.0.0.1:0 changed"),
+        "{line}"
+    );
+
+    let conn = client.connect(addr, "a.test").await.unwrap();
+    assert_eq!(conn.leaf, renewed.der);
+    let response = client.get(addr, "a.test", "/").await.unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=60"
+    );
+}

@@ -106,6 +106,12 @@ impl Sandbox {
     /// Writes the config and starts `gatehouse run` on it; see [`Gatehouse::start`].
     pub fn start(self, toml: &str) -> Gatehouse {
         let config = self.config(toml);
+        self.start_file(&config)
+    }
+
+    /// Starts `gatehouse run -c config` on a config file already written (a symlink, say) and
+    /// waits until every listener is bound; see [`Gatehouse::start`].
+    pub fn start_file(self, config: &Path) -> Gatehouse {
         let expected = std::fs::read_to_string(&config)
             .expect("read the config back")
             .lines()
@@ -113,7 +119,7 @@ impl Sandbox {
             .count();
         let mut child = Command::new(binary())
             .args(["run", "-c"])
-            .arg(&config)
+            .arg(config)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

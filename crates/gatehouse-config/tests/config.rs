@@ -3,6 +3,7 @@
 
 mod config {
     mod defaults;
+    mod diff;
     mod errors;
     mod files;
     mod rules_app;

@@ -88,6 +88,8 @@ type Reloading = Pin<Box<dyn Future<Output = reload::Attempt> + Send>>;
 
 async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
+    // Watching starts before anything is announced, so no edit after `listening on` is missed.
+    let mut watcher = FileWatcher::new(&path, &config, digest);
     let access_log = AccessLog::start(&config.log.access_log, &config.log.access_format)
         .context("cannot open the access log")?;
 
@@ -122,7 +124,6 @@ async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<
         .admin
         .serve(instance.apps.views(), instance.listeners.tls())?;
 
-    let mut watcher = FileWatcher::new(&path, &instance.config, digest);
     let mut reloading: Option<Reloading> = None;
     // Triggers that arrive during a reload, coalesced into one reload after it (HUP wins).
     let mut pending: Option<Trigger> = None;

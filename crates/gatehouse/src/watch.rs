@@ -49,6 +49,8 @@ impl FileWatcher {
             missing: false,
         };
         watcher.configure(config);
+        // One look once the watch is in place, for an edit between loading and watching.
+        let _ = watcher.doorbell.try_send(());
         watcher
     }
 

@@ -351,3 +351,52 @@ async fn shrinking_rotation_keeps_slot_count_right() {
     gate.notify_waiters();
     holding.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn retune_changes_concurrency_and_queue_for_new_requests() {
+    let gate = Arc::new(Notify::new());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let server = gated_worker(gate.clone(), in_flight.clone()).await;
+    let (pool, _events) = pool(&app(1, 0, false));
+    pool.set_workers(&[worker(1, &server)]);
+    let spawn_wait = || {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.forward(get("/wait"), &context()).await.map(|_| ()) })
+    };
+
+    let first = spawn_wait();
+    eventually("first request at the worker", || {
+        in_flight.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Concurrency 1, no queue: a second request is turned away.
+    let error = pool.forward(get("/"), &context()).await.unwrap_err();
+    assert!(matches!(error, ProxyError::QueueFull { .. }));
+
+    // A reload raises both: the worker takes a second request at once, and a third may wait.
+    pool.retune(&app(2, 1, false));
+    assert_eq!(pool.concurrency(), 2);
+    let second = spawn_wait();
+    eventually("second request at the worker", || {
+        in_flight.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let third = spawn_wait();
+    eventually("third request queued", || pool.queue_depth() == 1).await;
+
+    // Back to 1: the slots in use are forgotten as they come back, so one runs at a time again.
+    pool.retune(&app(1, 1, false));
+    for _ in 0..3 {
+        gate.notify_one();
+    }
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    eventually("third request at the worker", || {
+        in_flight.load(Ordering::SeqCst) == 1 || pool.served(1) == 3
+    })
+    .await;
+    gate.notify_one();
+    third.await.unwrap().unwrap();
+    assert_eq!(pool.served(1), 3);
+    assert_eq!(pool.slots.available_permits(), 1);
+}
