@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod proxy;
+mod reload;
 mod routing;
 mod signals;
 mod static_files;

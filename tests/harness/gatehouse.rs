@@ -112,7 +112,7 @@ impl Sandbox {
     /// Starts `gatehouse run -c config` on a config file already written (a symlink, say) and
     /// waits until every listener is bound; see [`Gatehouse::start`].
     pub fn start_file(self, config: &Path) -> Gatehouse {
-        let expected = std::fs::read_to_string(&config)
+        let expected = std::fs::read_to_string(config)
             .expect("read the config back")
             .lines()
             .filter(|l| l.trim() == "[[listener]]")
