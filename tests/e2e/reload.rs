@@ -456,14 +456,19 @@ async fn a_configmap_symlink_swap_is_seen() {
 
     knobs.root = "www2";
     let before = count(&gh, "reload applied");
-    gh.sandbox().write(
-        "config/..v2/gatehouse.toml",
-        gh.sandbox().expand(&knobs.render()),
+    let v2 = knobs.render().replace(
+        "access_log = \"off\"",
+        "access_log = \"off\"\nlevel = \"debug\"",
     );
+    gh.sandbox()
+        .write("config/..v2/gatehouse.toml", gh.sandbox().expand(&v2));
     std::os::unix::fs::symlink("..v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     let summary = next_reload(&gh, "reload applied", before).await;
-    assert!(summary.contains("route /static/ changed"), "{summary}");
+    assert!(
+        summary.contains("route /static/ changed; log.level changed"),
+        "{summary}"
+    );
     wait_body(&gh.url(0, "/static/a.txt"), "two\n").await;
 }
 

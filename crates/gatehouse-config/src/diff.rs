@@ -28,6 +28,8 @@ pub struct Changes {
     pub site: Vec<String>,
     /// `log.access_log` or `log.access_format` changed: open the new access log.
     pub access_log: bool,
+    /// `log.level` changed: swap the diagnostic log's filter.
+    pub log_level: bool,
 }
 
 /// One `[[app]]` that was added, removed or changed.
@@ -53,6 +55,7 @@ impl Changes {
             fixed: fixed_keys(old, new),
             access_log: old.log.access_log != new.log.access_log
                 || old.log.access_format != new.log.access_format,
+            log_level: old.log.level != new.log.level,
             ..Changes::default()
         };
         changes.diff_listeners(old, new);
@@ -70,6 +73,7 @@ impl Changes {
             && self.apps.is_empty()
             && self.site.is_empty()
             && !self.access_log
+            && !self.log_level
     }
 
     /// One line naming every change, for the log (`no changes` when there are none).
@@ -118,6 +122,9 @@ impl Changes {
         }
         if self.access_log {
             items.push("access log changed".to_owned());
+        }
+        if self.log_level {
+            items.push("log.level changed".to_owned());
         }
         if items.is_empty() {
             "no changes".to_owned()
@@ -278,7 +285,6 @@ fn fixed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
             old.server.runtime_dir != new.server.runtime_dir,
         ),
         ("admin.listen", old.admin.listen != new.admin.listen),
-        ("log.level", old.log.level != new.log.level),
         ("log.format", old.log.format != new.log.format),
         (
             "limits.max_connections",

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -121,6 +122,40 @@ impl Listener {
                     format!("fd:{fd}: socket activation is not supported yet"),
                 ))
             }
+        };
+        let settings = Settings::new(config, &local)?;
+        Ok(Listener {
+            socket,
+            local,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
+        })
+    }
+
+    /// Serves `config` on a socket gatehouse did not bind itself: one inherited through socket
+    /// activation (systemd's `LISTEN_FDS`). It must already be bound and listening (TCP or Unix
+    /// stream). Must run inside the tokio runtime.
+    pub fn adopt(config: &model::Listener, fd: OwnedFd) -> io::Result<Listener> {
+        let socket = socket2::Socket::from(fd);
+        if socket.r#type()? != socket2::Type::STREAM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the inherited socket is not a stream socket",
+            ));
+        }
+        socket.set_nonblocking(true)?;
+        let local_address = socket.local_addr()?;
+        let (socket, local) = if let Some(address) = local_address.as_socket() {
+            let listener = TcpListener::from_std(std::net::TcpListener::from(socket))?;
+            (Socket::Tcp(listener), address.to_string())
+        } else {
+            let path = local_address.as_pathname().map_or_else(
+                || config.address.to_string(),
+                |path| format!("unix:{}", path.display()),
+            );
+            let listener = UnixListener::from_std(std::os::unix::net::UnixListener::from(
+                OwnedFd::from(socket),
+            ))?;
+            (Socket::Unix(listener), path)
         };
         let settings = Settings::new(config, &local)?;
         Ok(Listener {

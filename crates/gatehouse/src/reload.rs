@@ -21,10 +21,11 @@ use gatehouse_config::model::ListenAddress;
 use gatehouse_config::{AppChange, Changes, Config};
 use gatehouse_proxy::{AccessLog, Listener, ListenerHandle, ListenerSettings, Site};
 use sha2::{Digest as _, Sha256};
+use tracing_subscriber::EnvFilter;
 
 use crate::apps::{App, Starter};
 use crate::run::Instance;
-use crate::{check, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
+use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
 
 /// The SHA-256 of a config file's bytes.
 pub type Digest = [u8; 32];
@@ -51,6 +52,7 @@ pub struct Prepared {
     listeners: Vec<(ListenAddress, Listener)>,
     listener_settings: Vec<(ListenerHandle, ListenerSettings)>,
     access_log: Option<AccessLog>,
+    log_filter: Option<EnvFilter>,
     apps: Vec<Arc<App>>,
 }
 
@@ -151,6 +153,11 @@ async fn prepare_bytes(
     } else {
         None
     };
+    let log_filter = if changes.log_level {
+        Some(logging::filter(&config.log.level).map_err(reject)?)
+    } else {
+        None
+    };
     let apps = start_apps(&changes, &running.starter).await?;
     Ok(Prepared {
         config,
@@ -159,6 +166,7 @@ async fn prepare_bytes(
         listeners,
         listener_settings,
         access_log,
+        log_filter,
         apps,
     })
 }
@@ -217,8 +225,13 @@ pub fn apply(prepared: Prepared, instance: &mut Instance) -> String {
         listeners,
         listener_settings,
         access_log,
+        log_filter,
         apps: started,
     } = prepared;
+
+    if let Some(filter) = log_filter {
+        logging::set_level(filter);
+    }
 
     // Apps first, so that the new routing table sees the added ones and not the removed ones.
     for app in started {
