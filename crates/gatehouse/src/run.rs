@@ -217,7 +217,8 @@ fn finish_reload(attempt: reload::Attempt, instance: &mut Instance, watcher: &mu
         }
         Err(rejected) => {
             tracing::error!(
-                "reload rejected, the running config keeps serving:\n{}",
+                "reload rejected, the running config keeps serving \
+                 (edit the file again, or send HUP, to retry):\n{}",
                 rejected.reason
             );
             instance.admin.reloaded(Err(&rejected.reason));
