@@ -7,6 +7,8 @@
 mod access_log;
 mod apps;
 mod check;
+mod deploy;
+mod import;
 mod lifecycle;
 mod limits;
 mod observability;

@@ -2,6 +2,7 @@
 //! config, proxy and supervisor crates. This is the only crate that reads the environment or the
 //! command line, installs the tracing subscriber, handles OS signals, or decides the exit code.
 
+mod activation;
 mod admin;
 mod apps;
 mod check;
@@ -9,6 +10,8 @@ mod cli;
 mod import;
 mod listeners;
 mod logging;
+mod notify;
+mod reaper;
 mod reload;
 mod run;
 mod serve;
