@@ -119,7 +119,7 @@ impl Listener {
             ListenAddress::Fd(fd) => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    format!("fd:{fd}: socket activation is not supported yet"),
+                    format!("fd:{fd}: no such socket was passed to gatehouse (LISTEN_FDS)"),
                 ))
             }
         };

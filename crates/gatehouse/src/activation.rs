@@ -13,7 +13,6 @@
 //!
 //! [`parse`] is the environment's meaning without the environment, for tests.
 
-#![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -91,17 +90,14 @@ impl Activation {
         Ok(Activation { sockets })
     }
 
-    /// Sockets given directly (tests, or a caller that obtained them some other way).
+    /// Sockets given directly (tests).
+    #[cfg(test)]
     pub fn from_fds(fds: Vec<(OwnedFd, Option<String>)>) -> Result<Activation> {
         let sockets = fds
             .into_iter()
             .map(|(fd, name)| Inherited::adopt(fd, name))
             .collect::<Result<_>>()?;
         Ok(Activation { sockets })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sockets.is_empty()
     }
 
     /// The inherited socket for `address`, if there is one; each is given out once.

@@ -121,6 +121,20 @@ impl Admin {
         self.shared.tls.store(Arc::new(tls));
     }
 
+    /// Whether a pid is a worker of the apps shown now, for the PID-1 reaper (which must not
+    /// reap the supervisor's own children).
+    pub fn worker_pids(&self) -> impl Fn(u32) -> bool + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |pid| {
+            shared.apps().iter().any(|app| {
+                app.supervisor
+                    .status()
+                    .iter()
+                    .any(|worker| worker.pid == pid)
+            })
+        }
+    }
+
     /// Graceful stop began: `/readyz` answers 503 from now on (the listener keeps answering).
     pub fn draining(&self) {
         self.shared.draining.store(true, Ordering::SeqCst);

@@ -88,10 +88,15 @@ impl App {
 
     /// Waits until the app has a worker in rotation; false if none is ready within `timeout`.
     pub async fn ready_within(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.ready()).await.is_ok()
+    }
+
+    /// Returns once the app has a worker in rotation (never, if its supervisor stops first).
+    pub async fn ready(&self) {
         let mut ready = self.supervisor.ready_workers();
-        tokio::time::timeout(timeout, ready.wait_for(|workers| !workers.is_empty()))
-            .await
-            .is_ok_and(|waited| waited.is_ok())
+        if ready.wait_for(|workers| !workers.is_empty()).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Rolls to `app`'s settings in the background (HUP, or a reload that changed the command,
@@ -150,6 +155,10 @@ impl Apps {
     pub fn remove(&mut self, name: &str) -> Option<Arc<App>> {
         let index = self.apps.iter().position(|app| app.name() == name)?;
         Some(self.apps.remove(index))
+    }
+
+    pub fn all(&self) -> Vec<Arc<App>> {
+        self.apps.clone()
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<App>> {

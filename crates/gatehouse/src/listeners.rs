@@ -11,6 +11,8 @@ use anyhow::Context as _;
 use gatehouse_config::model::{self, ListenAddress};
 use gatehouse_proxy::tls::Tls;
 use gatehouse_proxy::{Listener, ListenerHandle, Proxy};
+
+use crate::activation::Activation;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -28,14 +30,28 @@ struct Running {
 }
 
 /// Binds every listener in `configs`, or none: on the first failure the ones bound so far are
-/// closed again (dropped) and the error names the address.
-pub fn bind_all(configs: &[model::Listener]) -> anyhow::Result<Vec<Listener>> {
-    configs
+/// closed again (dropped) and the error names the address. A listener whose address matches a
+/// socket passed by socket activation serves that socket instead of binding; passed sockets that
+/// no listener takes are closed, with a warning.
+pub fn bind_all(
+    configs: &[model::Listener],
+    activation: &mut Activation,
+) -> anyhow::Result<Vec<Listener>> {
+    let bound = configs
         .iter()
-        .map(|config| {
-            Listener::bind(config).with_context(|| format!("cannot listen on {}", config.address))
+        .map(|config| match activation.take(&config.address) {
+            Some(fd) => Listener::adopt(config, fd).with_context(|| {
+                format!("cannot serve the inherited socket for {}", config.address)
+            }),
+            None => Listener::bind(config)
+                .with_context(|| format!("cannot listen on {}", config.address)),
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (description, fd) in std::mem::take(activation).into_unused() {
+        tracing::warn!("the inherited socket {description} matches no listener; closing it");
+        drop(fd);
+    }
+    Ok(bound)
 }
 
 impl Listeners {

@@ -16,9 +16,12 @@ use gatehouse_config::Config;
 use gatehouse_proxy::{AccessLog, Proxy, Site};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::activation::Activation;
 use crate::admin::Admin;
-use crate::apps::Apps;
+use crate::apps::{App, Apps};
 use crate::listeners::{self, Listeners};
+use crate::notify::Notifier;
+use crate::reaper;
 use crate::reload::{self, Digest, Trigger};
 use crate::watch::FileWatcher;
 use crate::{check, logging, EXIT_CONFIG_ERROR, EXIT_RUNTIME_FAILURE};
@@ -33,6 +36,16 @@ pub fn run(path: &Path) -> ExitCode {
     };
     logging::init(&config.log);
     check::log_warnings(&config);
+    // Both read and clear their environment variables (so workers do not inherit them): before
+    // any other thread starts.
+    let notifier = Arc::new(Notifier::from_env());
+    let activation = match Activation::from_env() {
+        Ok(activation) => activation,
+        Err(error) => {
+            tracing::error!("socket activation: {error:#}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gatehouse")
@@ -44,7 +57,13 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME_FAILURE);
         }
     };
-    let result = runtime.block_on(serve(path.to_path_buf(), config, digest));
+    let result = runtime.block_on(serve(
+        path.to_path_buf(),
+        config,
+        digest,
+        notifier,
+        activation,
+    ));
     // Connections cut by a quick stop may still own blocking file reads; do not wait for them.
     runtime.shutdown_background();
     match result {
@@ -86,7 +105,13 @@ pub struct Instance {
 
 type Reloading = Pin<Box<dyn Future<Output = reload::Attempt> + Send>>;
 
-async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<()> {
+async fn serve(
+    path: PathBuf,
+    config: Config,
+    digest: Digest,
+    notifier: Arc<Notifier>,
+    mut activation: Activation,
+) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     // Watching starts before anything is announced, so no edit after `listening on` is missed.
     let mut watcher = FileWatcher::new(&path, &config, digest);
@@ -94,7 +119,7 @@ async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<
         .context("cannot open the access log")?;
 
     // Bind first: a taken port should fail the start before any worker is spawned.
-    let bound = listeners::bind_all(&config.listeners)?;
+    let bound = listeners::bind_all(&config.listeners, &mut activation)?;
     let admin = Admin::bind(&config)?;
     let (mut apps, mut app_events) =
         Apps::new(config.server.runtime_dir.clone(), std::env::temp_dir());
@@ -123,6 +148,9 @@ async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<
     instance
         .admin
         .serve(instance.apps.views(), instance.listeners.tls())?;
+    let watchdog = notifier.spawn_watchdog();
+    let ready = tokio::spawn(notify_ready(Arc::clone(&notifier), instance.apps.all()));
+    let reaper = reaper::needed().then(|| reaper::spawn(instance.admin.worker_pids()));
 
     let mut reloading: Option<Reloading> = None;
     // Triggers that arrive during a reload, coalesced into one reload after it (HUP wins).
@@ -149,16 +177,20 @@ async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<
             attempt = async { match reloading.as_mut() { Some(reload) => reload.await, None => std::future::pending().await } } => {
                 reloading = None;
                 finish_reload(attempt, &mut instance, &mut watcher);
+                notifier.ready();
             }
         }
         if reloading.is_none() {
             if let Some(trigger) = pending.take() {
+                notifier.reloading();
                 reloading = Some(start_reload(&path, &instance, trigger));
             }
         }
     };
     // First thing on the way out: probes must see /readyz fail before the listeners close.
     instance.admin.draining();
+    notifier.stopping();
+    ready.abort();
     drop(reloading);
     drop(watcher);
 
@@ -191,7 +223,19 @@ async fn serve(path: PathBuf, config: Config, digest: Digest) -> anyhow::Result<
     }
     drop(admin);
     drop(pid_file);
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
     Ok(())
+}
+
+/// `READY=1` once every app has a ready worker (the listeners are bound already).
+async fn notify_ready(notifier: Arc<Notifier>, apps: Vec<Arc<App>>) {
+    futures_util::future::join_all(apps.iter().map(|app| app.ready())).await;
+    notifier.ready();
 }
 
 fn start_reload(path: &Path, instance: &Instance, trigger: Trigger) -> Reloading {

@@ -11,13 +11,14 @@ use gatehouse_tests::Sandbox;
 
 use super::Spawned;
 
-/// `unshare --pid --fork` runs gatehouse as PID 1 of a new namespace; returns the launcher and
-/// gatehouse's pid as seen from here.
+/// `unshare --pid --fork --mount-proc` runs gatehouse as PID 1 of a new namespace with its own
+/// /proc, as in a container (the reaper reads /proc for pids it can wait for); returns the
+/// launcher and gatehouse's pid as seen from here.
 fn as_pid_1(sandbox: &Sandbox, worker: Vec<String>) -> (Spawned, u32) {
     let config = sandbox.config(&one_app("w", &worker, "workers = 1"));
     let mut command = Command::new("unshare");
     command
-        .args(["--pid", "--fork", "--kill-child"])
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
         .arg(binary())
         .args(["run", "-c"])
         .arg(&config)
@@ -74,7 +75,6 @@ fn worker_leaving_an_orphan() -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs wiring"]
 fn as_pid_1_it_reaps_orphans_and_keeps_its_own_workers() {
     let sandbox = Sandbox::new();
     let (mut launcher, gatehouse) = as_pid_1(&sandbox, worker_leaving_an_orphan());

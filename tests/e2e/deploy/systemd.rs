@@ -117,7 +117,6 @@ impl NotifySocket {
 }
 
 #[test]
-#[ignore = "needs wiring"]
 fn sd_notify_says_ready_reloading_ready_stopping_in_order_and_pings_the_watchdog() {
     let sandbox = Sandbox::new();
     let notify = NotifySocket::bind(&sandbox);
@@ -208,7 +207,6 @@ async fn assert_serves(port: u16) {
 }
 
 #[tokio::test]
-#[ignore = "needs wiring"]
 async fn a_socket_activated_listener_named_fd_3_serves_requests() {
     let sandbox = Sandbox::new();
     let (gh, port) = socket_activated(
@@ -220,7 +218,6 @@ async fn a_socket_activated_listener_named_fd_3_serves_requests() {
 }
 
 #[tokio::test]
-#[ignore = "needs wiring"]
 async fn an_inherited_socket_with_the_listeners_address_is_used_instead_of_binding() {
     let sandbox = Sandbox::new();
     let (gh, port) = socket_activated(
