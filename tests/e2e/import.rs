@@ -102,7 +102,7 @@ async fn the_guides_gunicorn_and_nginx_files_become_a_config_that_serves_the_sam
         "{toml}"
     );
     assert!(
-        toml.contains("X-Real-IP $remote_addr` (site.conf:12): not translated"),
+        toml.contains("X-Real-IP $remote_addr` (site.conf:12): gatehouse sets it itself"),
         "{toml}"
     );
     check(&sandbox, "imported.toml", &toml);

@@ -19,6 +19,7 @@ mod signals;
 mod static_files;
 mod tls;
 mod workers;
+mod wsgi;
 
 use std::net::{SocketAddr, TcpListener};
 

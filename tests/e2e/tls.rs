@@ -621,10 +621,7 @@ async fn a_reload_that_names_other_certificates_swaps_them_in() {
     let tmp = gh.sandbox().write("gatehouse.toml.tmp", text);
     std::fs::rename(tmp, &config).unwrap();
     let line = gh.wait_for_log("reload applied");
-    assert!(
-        line.contains("listener 127.0.0.1:0 changed"),
-        "{line}"
-    );
+    assert!(line.contains("listener 127.0.0.1:0 changed"), "{line}");
 
     let conn = client.connect(addr, "a.test").await.unwrap();
     assert_eq!(conn.leaf, renewed.der);

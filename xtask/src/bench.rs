@@ -9,12 +9,16 @@
 //! gatehouse supervising five `gunicorn -w 1` workers. Flask and Gunicorn come from
 //! `tests/requirements.txt`, installed into `<target>/venv` as `cargo xtask test` does.
 //!
+//! WSGI scenarios (`bench/wsgi.rs`): the same Flask app under gatehouse's built-in worker, under
+//! Nginx + Gunicorn and under Granian, in the same run.
+//!
 //! Server CPU per request comes from /proc/PID/stat (utime + stime), summed over each server's
 //! whole process tree, plus the Gunicorn that Nginx proxies to.
 //! TLS scenarios (full handshakes per second, HTTPS over HTTP/1.1 and HTTP/2) run last, with
 //! their own servers: see `bench/tls.rs`.
 
 mod tls;
+mod wsgi;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -114,7 +118,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 .is_none_or(|only| s.name.contains(only))
         })
         .collect();
-    if scenarios.is_empty() && !tls::selected(&options) {
+    if scenarios.is_empty() && !tls::selected(&options) && !wsgi::selected(&options) {
         bail!("no scenario name contains {:?}", options.only);
     }
     // Both configs run the Flask app, whichever scenarios are measured: the test venv has it.
@@ -136,7 +140,9 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         measure(&options, &scenarios, &dir, &gatehouse_bin, &venv)
     };
-    let result = result.and_then(|()| tls::measure(&options, &dir, &gatehouse_bin));
+    let result = result
+        .and_then(|()| wsgi::measure(&options, &dir, &gatehouse_bin, &venv))
+        .and_then(|()| tls::measure(&options, &dir, &gatehouse_bin));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -410,9 +410,13 @@ impl AppPool {
         // The worker is done: its slot goes to the next request while the client downloads.
         drop(slot);
         parts.headers.remove(header::TRANSFER_ENCODING);
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(spooled.len()));
+        // An empty body keeps the worker's Content-Length: the answer to a HEAD (or a 304)
+        // describes the body a GET would get.
+        if !spooled.is_empty() {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(spooled.len()));
+        }
         Ok(Response::from_parts(parts, spooled.into_body()))
     }
 

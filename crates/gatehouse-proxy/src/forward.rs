@@ -38,6 +38,8 @@ pub struct Context {
     pub client_ip: IpAddr,
     /// The peer is in `trusted_proxies`: append it to X-Forwarded-For instead of replacing.
     pub peer_trusted: bool,
+    /// The client after `trusted_proxies` (the access log's client), sent as X-Real-IP.
+    pub real_ip: IpAddr,
     /// `"http"` or `"https"`, sent as X-Forwarded-Proto.
     pub scheme: &'static str,
     /// Already chosen by the caller (a valid incoming one is kept); sent as X-Request-Id.

@@ -152,6 +152,11 @@ async fn respond<'site>(
     let context = forward::Context {
         client_ip: peer_ip,
         peer_trusted,
+        real_ip: if peer_trusted {
+            client_ip(request.headers(), peer_ip, &site.trusted_proxies)
+        } else {
+            peer_ip
+        },
         scheme: conn.scheme,
         request_id: request_id.clone(),
         path_and_query: None,

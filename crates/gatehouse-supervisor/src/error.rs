@@ -5,8 +5,13 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("app {app}: the built-in WSGI worker (`wsgi = ...`) is not supported by this build; use `command`")]
-    WsgiUnsupported { app: String },
+    #[error("app {app}: cannot write the built-in WSGI worker into {path}")]
+    WsgiProgram {
+        app: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 
     #[error("app {app}: `command` is empty")]
     EmptyCommand { app: String },

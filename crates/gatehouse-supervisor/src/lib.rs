@@ -24,6 +24,7 @@ mod output;
 mod spawn;
 mod sys;
 mod worker;
+mod wsgi;
 
 use std::path::Path;
 use std::sync::Arc;

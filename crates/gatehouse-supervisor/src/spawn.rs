@@ -1,7 +1,8 @@
 //! Starting one worker process: its command line, environment, socket, identity and process group.
 //!
 //! A `Launcher` holds one app config, checked and resolved once (user and group names, the socket
-//! directory); `Launcher::spawn` starts one worker from it.
+//! directory, and for `wsgi = ...` the built-in worker's program, see `wsgi.rs`);
+//! `Launcher::spawn` starts one worker from it.
 //!
 //! # How long a worker lives (what is and is not guaranteed)
 //!
@@ -77,13 +78,11 @@ pub(crate) struct Spawned {
 impl Launcher {
     /// Checks `app` and prepares its socket directory under `runtime_dir`.
     pub fn new(app: App, runtime_dir: &Path) -> Result<Launcher, Error> {
-        let argv = match &app.launch {
-            Launch::Command(argv) if argv.is_empty() => {
+        if let Launch::Command(argv) = &app.launch {
+            if argv.is_empty() {
                 return Err(Error::EmptyCommand { app: app.name });
             }
-            Launch::Command(argv) => argv.clone(),
-            Launch::Wsgi { .. } => return Err(Error::WsgiUnsupported { app: app.name }),
-        };
+        }
         if app.name.is_empty() || app.name.contains('/') || app.name == "." || app.name == ".." {
             return Err(Error::BadName { name: app.name });
         }
@@ -100,6 +99,15 @@ impl Launcher {
             path: dir.clone(),
             source,
         })?;
+        let argv = match &app.launch {
+            Launch::Command(argv) => argv.clone(),
+            Launch::Wsgi { target, python } => crate::wsgi::prepare(&app, target, python, &dir)
+                .map_err(|source| Error::WsgiProgram {
+                    app: app.name.clone(),
+                    path: dir.clone(),
+                    source,
+                })?,
+        };
         Ok(Launcher {
             app: Arc::new(app),
             dir,

@@ -13,7 +13,6 @@
 //!
 //! [`parse`] is the environment's meaning without the environment, for tests.
 
-
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;

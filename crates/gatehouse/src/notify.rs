@@ -16,7 +16,6 @@
 //! Messages are datagrams to a Unix socket: a path, or an abstract name written `@name`.
 //! A failed send is logged, never fatal: the service manager's view is advisory.
 
-
 use std::ffi::OsStr;
 use std::io;
 use std::os::linux::net::SocketAddrExt;

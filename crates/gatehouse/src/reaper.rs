@@ -16,7 +16,6 @@
 //!   tells whether a pid is one of the supervisor's workers (from the supervisors' observers).
 //!   Abort the returned task to stop.
 
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

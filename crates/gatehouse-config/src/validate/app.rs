@@ -115,6 +115,21 @@ impl Validator<'_> {
         });
         let user = self.optional_name(&path.key("user"), app.user);
         let group = self.optional_name(&path.key("group"), app.group);
+        let buffering = match (&launch, app.buffering) {
+            // The built-in worker reads bodies by Content-Length only (gatehouse buffers the
+            // upload, so a chunked one arrives with its length) and gets its whole response
+            // buffered like any sync worker's.
+            (Launch::Wsgi { .. }, Some(false)) => {
+                self.problem(
+                    &path.key("buffering"),
+                    "the built-in WSGI worker needs buffering (it reads request bodies by Content-Length); remove `buffering = false`",
+                );
+                true
+            }
+            (Launch::Wsgi { .. }, _) => true,
+            // Sync workers (one request at a time) must not wait on slow clients: buffer for them.
+            (Launch::Command(_), buffering) => buffering.unwrap_or(concurrency == 1),
+        };
         App {
             name: app.name.unwrap_or_default(),
             launch,
@@ -155,8 +170,7 @@ impl Validator<'_> {
             user,
             group,
             root_path,
-            // Sync workers (one request at a time) must not wait on slow clients: buffer for them.
-            buffering: app.buffering.unwrap_or(concurrency == 1),
+            buffering,
         }
     }
 

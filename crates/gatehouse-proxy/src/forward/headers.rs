@@ -3,6 +3,10 @@
 //! Pure functions over `http` types, so every rule is unit-tested without sockets. Requests always
 //! leave as HTTP/1.1 in origin form; hop-by-hop headers stop here in both directions (RFC 9110
 //! §7.6.1); the forwarding headers are ours, never the client's.
+//!
+//! X-Real-IP is the one client address an app can use as it is (the built-in WSGI worker's
+//! REMOTE_ADDR): the peer, or behind trusted proxies the nearest X-Forwarded-For address that is
+//! not one of them (the access log's client). It is always set, so a client cannot choose it.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, Request, Uri, Version};
@@ -15,6 +19,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Headers that describe one connection, never the message.
@@ -34,11 +39,12 @@ const NEVER_HOP_BY_HOP: [HeaderName; 2] = [header::HOST, header::CONTENT_LENGTH]
 
 /// Headers we set; an incoming spelling with `_` would reach a WSGI app as the same variable
 /// (Gunicorn maps `-` and `_` alike), so those spellings are dropped.
-const OURS: [&str; 5] = [
+const OURS: [&str; 6] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-request-id",
+    "x-real-ip",
     "forwarded",
 ];
 
@@ -188,6 +194,10 @@ fn set_forwarding(headers: &mut HeaderMap, context: &Context, host: Option<&Head
         "http"
     };
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    // An IP address always makes a valid header value.
+    if let Ok(real_ip) = HeaderValue::from_str(&context.real_ip.to_string()) {
+        headers.insert(&X_REAL_IP, real_ip);
+    }
     match host {
         Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
@@ -221,6 +231,12 @@ mod tests {
     fn context(trusted: bool) -> Context {
         Context {
             client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+            // As the service computes it from trusted_proxies (see `service::client_ip`).
+            real_ip: if trusted {
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))
+            },
             peer_trusted: trusted,
             scheme: "https",
             request_id: HeaderValue::from_static("req-1"),
@@ -333,6 +349,7 @@ mod tests {
         };
         let untrusted = rewrite(request(), &context(false));
         assert_eq!(values(&untrusted, "x-forwarded-for"), ["203.0.113.7"]);
+        assert_eq!(values(&untrusted, "x-real-ip"), ["203.0.113.7"]);
         assert!(!untrusted.headers.contains_key("forwarded"));
         assert_eq!(values(&untrusted, "x-forwarded-proto"), ["https"]);
         assert_eq!(values(&untrusted, "x-request-id"), ["req-1"]);
@@ -343,6 +360,28 @@ mod tests {
             ["10.0.0.1, 10.0.0.2, 203.0.113.7"]
         );
         assert_eq!(values(&trusted, "forwarded"), ["for=10.0.0.1"]);
+        assert_eq!(
+            values(&trusted, "x-real-ip"),
+            ["10.0.0.2"],
+            "the address the trusted proxy saw"
+        );
+    }
+
+    #[test]
+    fn real_ip_is_always_ours() {
+        let request = || {
+            Request::get("/")
+                .header("x-real-ip", "6.6.6.6")
+                .header("x_real_ip", "6.6.6.6")
+                .header("x-forwarded-for", "not an address")
+                .body(())
+                .unwrap()
+        };
+        let untrusted = rewrite(request(), &context(false));
+        assert_eq!(values(&untrusted, "x-real-ip"), ["203.0.113.7"]);
+        assert!(!untrusted.headers.contains_key("x_real_ip"));
+        let trusted = rewrite(request(), &context(true));
+        assert_eq!(values(&trusted, "x-real-ip"), ["10.0.0.2"]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub(crate) fn context() -> Context {
     Context {
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         peer_trusted: false,
+        real_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         scheme: "http",
         request_id: HeaderValue::from_static("test-request-id"),
         path_and_query: None,

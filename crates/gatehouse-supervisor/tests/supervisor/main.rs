@@ -1,4 +1,5 @@
-//! The supervisor with real worker processes (`tests/apps/worker.py` and small commands).
+//! The supervisor with real worker processes (`tests/apps/worker.py`, the built-in WSGI worker
+//! and small commands).
 //!
 //! Every test runs on a current-thread runtime, so the events of its supervisor (worker output
 //! included) are on the test's thread, where `harness::Logs` can capture them.
@@ -15,3 +16,4 @@ mod roll;
 mod shutdown;
 mod sigkill;
 mod start;
+mod wsgi;

@@ -165,17 +165,7 @@ async fn a_command_that_cannot_spawn_is_retried_not_fatal() {
 async fn what_no_retry_fixes_is_an_error_at_start() {
     let run = harness::runtime_dir();
     let load = harness::FakeLoad::new();
-    let mut wsgi = harness::app("wsgi", &[]);
-    wsgi.launch = gatehouse_config::model::Launch::Wsgi {
-        target: "app:app".into(),
-        python: "python3".into(),
-    };
     let load_view: std::sync::Arc<dyn gatehouse_supervisor::LoadView> = load.clone();
-    let err = gatehouse_supervisor::Supervisor::start(wsgi, run.path(), load_view.clone())
-        .err()
-        .expect("wsgi is refused");
-    assert!(matches!(err, Error::WsgiUnsupported { .. }), "{err}");
-
     let long = run.path().join("x".repeat(120));
     let err = gatehouse_supervisor::Supervisor::start(harness::app("a", &[]), &long, load_view)
         .err()

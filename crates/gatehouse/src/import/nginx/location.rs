@@ -351,7 +351,7 @@ fn other(t: &Translation, d: &Directive) -> String {
             "gatehouse sets it itself"
         }
         ("proxy_set_header", Some("x-real-ip")) => {
-            "not translated: gatehouse does not send X-Real-IP; the client is the last X-Forwarded-For entry"
+            "gatehouse sets it itself (the client address, after [server] trusted_proxies)"
         }
         ("proxy_http_version", _) => "gatehouse speaks HTTP/1.1 to apps and upstreams",
         ("proxy_redirect", Some("off")) => "gatehouse does not rewrite Location headers either",

@@ -54,7 +54,7 @@ fn the_guides_snippet() {
             "path = \"/static/\"\nstatic = { root = \"/path/to/static/\" }",
             "max_body_size = \"1MiB\"",
             "# server_name yourdomain.com: Nginx's default server answers any Host",
-            "X-Real-IP $remote_addr` (site.conf:13): not translated",
+            "X-Real-IP $remote_addr` (site.conf:13): gatehouse sets it itself",
         ],
     );
     assert!(!out.contains("[[upstream]]"), "{out}");
