@@ -189,11 +189,7 @@ fn measure(
         for scenario in scenarios {
             let n = server_run(&nginx, scenario, options, clock_ticks)?;
             let g = server_run(&gatehouse, scenario, options, clock_ticks)?;
-            let name = if options.rounds > 1 {
-                format!("{} (run {round})", scenario.name)
-            } else {
-                scenario.name.to_owned()
-            };
+            let name = row_name(scenario.name, round, options.rounds);
             println!(
                 "| {name} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 n.requests_per_sec,
@@ -328,13 +324,7 @@ impl Server {
 
     fn gatehouse(dir: &Path, bin: &Path, port: u16) -> Result<Server> {
         let conf = render(dir, "gatehouse.toml", port, "gatehouse.toml")?;
-        let child = Command::new(bin)
-            .args(["run", "-c"])
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start gatehouse")?;
+        let child = spawn_gatehouse(bin, &conf)?;
         Ok(Server {
             child,
             port,
@@ -544,6 +534,26 @@ fn wait_for(mut condition: impl FnMut() -> bool, what: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// `gatehouse run -c conf`, quiet on stdout (the access log), its log on stderr.
+pub(crate) fn spawn_gatehouse(bin: &Path, conf: &Path) -> Result<std::process::Child> {
+    Command::new(bin)
+        .args(["run", "-c"])
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start gatehouse")
+}
+
+/// A table row's name: the scenario, and which round when there are several.
+pub(crate) fn row_name(scenario: &str, round: u32, rounds: u32) -> String {
+    if rounds > 1 {
+        format!("{scenario} (run {round})")
+    } else {
+        scenario.to_owned()
+    }
 }
 
 fn parse(args: &[String]) -> Result<Options> {

@@ -24,7 +24,7 @@ pub use diff::{AppChange, Changes};
 pub use error::{Diagnostic, Diagnostics, Error};
 pub use machine::Machine;
 pub use model::Config;
-pub use watch::ConfigWatch;
+pub use watch::{ConfigWatch, DirWatch};
 
 use location::KeyPath;
 

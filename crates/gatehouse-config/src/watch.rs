@@ -1,11 +1,13 @@
-//! Watching the config file for changes.
+//! Watching files for changes: the config file (for hot reload) and, through [`DirWatch`], the
+//! certificate files the proxy serves.
 //!
-//! We watch the file's *directory*, not the file: editors save by writing a new file and renaming
-//! it over the old one, `mv` replaces the inode, and Kubernetes swaps a ConfigMap's `..data`
-//! symlink; none of them touches the inode a watch on the file would follow. When the path is a
-//! symlink, the directory of its target is watched too (it may live elsewhere).
+//! We watch *directories*, not files: editors save by writing a new file and renaming it over the
+//! old one, `mv` replaces the inode, certbot swaps its `live/` symlinks and Kubernetes swaps a
+//! ConfigMap's or Secret's `..data` symlink; none of them touches the inode a watch on the file
+//! would follow. When the config path is a symlink, the directory of its target is watched too
+//! (it may live elsewhere).
 //!
-//! Any event in a watched directory rings the caller's doorbell. Deciding whether the file really
+//! Any event in a watched directory rings the caller's doorbell. Deciding whether a file really
 //! changed (its content, not its directory's other files) and waiting for a burst of events to
 //! end is the caller's business; this module only reports that something may have happened.
 
@@ -16,17 +18,17 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::Error;
 
-/// Watching goes on while this lives.
-pub struct ConfigWatch {
-    path: PathBuf,
+/// A set of watched directories that rings on every event in them; watching goes on while this
+/// lives.
+pub struct DirWatch {
     watcher: RecommendedWatcher,
     dirs: HashSet<PathBuf>,
 }
 
-impl ConfigWatch {
-    /// Starts watching the directories of `path` (and of its symlink target). `ring` is called
-    /// from the watcher's own thread on every event that may be a change.
-    pub fn start(path: &Path, ring: impl Fn() + Send + 'static) -> Result<ConfigWatch, Error> {
+impl DirWatch {
+    /// Watches nothing yet. `ring` is called from the watcher's own thread on every event that
+    /// may be a change.
+    pub fn new(ring: impl Fn() + Send + 'static) -> notify::Result<DirWatch> {
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let relevant = match &event {
                 Ok(event) => !matches!(event.kind, EventKind::Access(_)),
@@ -36,22 +38,65 @@ impl ConfigWatch {
             if relevant {
                 ring();
             }
+        })?;
+        Ok(DirWatch {
+            watcher,
+            dirs: HashSet::new(),
         })
-        .map_err(|source| Error::Watch {
+    }
+
+    /// Watches exactly `wanted` from now on; returns the directories that could not be watched,
+    /// with why (a directory deleted meanwhile, say).
+    pub fn watch_only(&mut self, wanted: HashSet<PathBuf>) -> Vec<(PathBuf, notify::Error)> {
+        for gone in self.dirs.difference(&wanted) {
+            // The directory may be deleted already, which removed the watch with it.
+            let _ = self.watcher.unwatch(gone);
+        }
+        let mut watched = HashSet::new();
+        let mut failed = Vec::new();
+        for dir in wanted {
+            if self.dirs.contains(&dir) {
+                watched.insert(dir);
+                continue;
+            }
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    watched.insert(dir);
+                }
+                Err(error) => failed.push((dir, error)),
+            }
+        }
+        self.dirs = watched;
+        failed
+    }
+}
+
+/// Watching the config file goes on while this lives.
+pub struct ConfigWatch {
+    path: PathBuf,
+    dirs: DirWatch,
+}
+
+impl ConfigWatch {
+    /// Starts watching the directories of `path` (and of its symlink target). `ring` is called
+    /// from the watcher's own thread on every event that may be a change.
+    pub fn start(path: &Path, ring: impl Fn() + Send + 'static) -> Result<ConfigWatch, Error> {
+        let dirs = DirWatch::new(ring).map_err(|source| Error::Watch {
             path: path.to_path_buf(),
             source,
         })?;
         let mut watch = ConfigWatch {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-            watcher,
-            dirs: HashSet::new(),
+            dirs,
         };
         watch.refresh()?;
         Ok(watch)
     }
 
     /// Watches the directories the file is in now (a symlink swap can move its target) and stops
-    /// watching those no longer needed. Fails only when the file's own directory cannot be watched.
+    /// watching those no longer needed. Fails only when the file's own directory cannot be watched;
+    /// a target directory that vanished between the lookup and the watch is looked up again at
+    /// the next event in the file's own directory.
     pub fn refresh(&mut self) -> Result<(), Error> {
         let own_dir = self
             .path
@@ -64,30 +109,10 @@ impl ConfigWatch {
         {
             wanted.insert(target_dir);
         }
-        for gone in self.dirs.difference(&wanted) {
-            // The directory may be deleted already, which removed the watch with it.
-            let _ = self.watcher.unwatch(gone);
+        let failed = self.dirs.watch_only(wanted);
+        match failed.into_iter().find(|(dir, _)| *dir == own_dir) {
+            Some((path, source)) => Err(Error::Watch { path, source }),
+            None => Ok(()),
         }
-        let mut watched = HashSet::new();
-        for dir in wanted {
-            if self.dirs.contains(&dir) {
-                watched.insert(dir);
-                continue;
-            }
-            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    watched.insert(dir);
-                }
-                Err(source) if dir == own_dir => {
-                    self.dirs = watched;
-                    return Err(Error::Watch { path: dir, source });
-                }
-                // A target directory that vanished between the lookup and the watch: the next
-                // event in the file's own directory brings us back here.
-                Err(_) => {}
-            }
-        }
-        self.dirs = watched;
-        Ok(())
     }
 }

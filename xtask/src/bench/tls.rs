@@ -83,11 +83,7 @@ pub fn measure(options: &Options, dir: &Path, gatehouse_bin: &Path) -> Result<()
         for scenario in &scenarios {
             let n = nginx.run(scenario, options, clock_ticks)?;
             let g = gatehouse.run(scenario, options, clock_ticks)?;
-            let name = if options.rounds > 1 {
-                format!("{scenario} (run {round})")
-            } else {
-                (*scenario).to_owned()
-            };
+            let name = super::row_name(scenario, round, options.rounds);
             println!(
                 "| {name} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
                 n.per_sec,
@@ -144,13 +140,7 @@ impl Front {
         let port = free_port()?;
         let conf = render(dir, template, port)?;
         let child = match gatehouse_bin {
-            Some(bin) => Command::new(bin)
-                .args(["run", "-c"])
-                .arg(conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("start gatehouse")?,
+            Some(bin) => super::spawn_gatehouse(bin, &conf)?,
             None => Command::new("/usr/sbin/nginx")
                 .arg("-p")
                 .arg(dir)

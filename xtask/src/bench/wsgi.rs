@@ -85,13 +85,7 @@ pub(super) fn measure(
     let port = free_port()?;
     let conf = render(dir, "gatehouse-wsgi.toml", port, "gatehouse-wsgi.toml")?;
     let gatehouse = Server {
-        child: Command::new(gatehouse_bin)
-            .args(["run", "-c"])
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start gatehouse")?,
+        child: super::spawn_gatehouse(gatehouse_bin, &conf)?,
         port,
         backend: None,
     };
@@ -150,11 +144,7 @@ pub(super) fn measure(
             let [n, g, gr] = &results[..] else {
                 continue;
             };
-            let name = if options.rounds > 1 {
-                format!("{} (run {round})", scenario.name)
-            } else {
-                scenario.name.to_owned()
-            };
+            let name = super::row_name(scenario.name, round, options.rounds);
             println!(
                 "| {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} |",
                 n.requests_per_sec,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use gatehouse_config::DirWatch;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -40,21 +40,10 @@ pub(super) fn start(tls: Arc<Tls>) -> notify::Result<Watch> {
     // Capacity 1 and `try_send`: events that arrive while one is pending coalesce.
     let (doorbell, rings) = mpsc::channel(1);
     let doorbell_for_start = doorbell.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = match &event {
-            Ok(event) => !matches!(event.kind, EventKind::Access(_)),
-            // The kernel dropped events (queue overflow): look, to be safe.
-            Err(_) => true,
-        };
-        if relevant {
-            let _ = doorbell.try_send(());
-        }
+    let dirs = DirWatch::new(move || {
+        let _ = doorbell.try_send(());
     })?;
-    let mut watching = Watching {
-        tls,
-        watcher,
-        dirs: HashSet::new(),
-    };
+    let mut watching = Watching { tls, dirs };
     watching.update_dirs();
     // One look once the watches are in place, for a change between loading and watching.
     let _ = doorbell_for_start.try_send(());
@@ -65,8 +54,7 @@ pub(super) fn start(tls: Arc<Tls>) -> notify::Result<Watch> {
 
 struct Watching {
     tls: Arc<Tls>,
-    watcher: RecommendedWatcher,
-    dirs: HashSet<PathBuf>,
+    dirs: DirWatch,
 }
 
 impl Watching {
@@ -98,25 +86,8 @@ impl Watching {
     /// new directory) and forgets those no longer needed.
     fn update_dirs(&mut self) {
         let wanted: HashSet<PathBuf> = self.tls.watched_dirs().into_iter().collect();
-        for gone in self.dirs.difference(&wanted) {
-            // The directory may be deleted already, which removed the watch with it.
-            let _ = self.watcher.unwatch(gone);
+        for (dir, error) in self.dirs.watch_only(wanted) {
+            tracing::warn!(listener = %self.tls.listener, dir = %dir.display(), %error, "cannot watch a certificate directory");
         }
-        let mut watched = HashSet::new();
-        for dir in wanted {
-            if self.dirs.contains(&dir) {
-                watched.insert(dir);
-                continue;
-            }
-            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    watched.insert(dir);
-                }
-                Err(error) => {
-                    tracing::warn!(listener = %self.tls.listener, dir = %dir.display(), %error, "cannot watch a certificate directory");
-                }
-            }
-        }
-        self.dirs = watched;
     }
 }
