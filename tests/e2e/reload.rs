@@ -508,3 +508,28 @@ async fn a_deleted_file_keeps_the_running_config_and_hup_rolls_every_app() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_listener_added_then_removed_leaves_no_socket_file() {
+    let mut knobs = Knobs::default();
+    let gh = start(&knobs);
+    let socket = gh.sandbox().join("extra.sock");
+
+    knobs.extra = "\n[[listener]]\naddress = \"unix:{dir}/extra.sock\"\n".to_owned();
+    let summary = reload(&gh, &knobs).await;
+    assert!(summary.contains("extra.sock added"), "{summary}");
+    let mut conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    std::io::Write::write_all(
+        &mut conn,
+        b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    knobs.extra = String::new();
+    let summary = reload(&gh, &knobs).await;
+    assert!(summary.contains("extra.sock removed"), "{summary}");
+    eventually("the socket file removed", || async { !socket.exists() }).await;
+}

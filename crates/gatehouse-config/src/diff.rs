@@ -16,12 +16,12 @@ pub struct Changes {
     /// Keys that changed but are only read at start (`server.runtime_dir`, `admin.listen`, ...).
     /// A reload that changes any of them is rejected, naming them.
     pub fixed: Vec<&'static str>,
-    /// Listeners whose address is new: bind them.
-    pub listeners_added: Vec<Listener>,
-    /// Addresses no longer configured: stop accepting there and drain.
-    pub listeners_removed: Vec<ListenAddress>,
-    /// Same address, other settings (TLS, HTTP/2, redirect): swapped in place.
-    pub listeners_changed: Vec<Listener>,
+    /// Listeners that are new: bind them.
+    pub listeners_added: Vec<(ListenerKey, Listener)>,
+    /// Listeners no longer configured: stop accepting there and drain.
+    pub listeners_removed: Vec<ListenerKey>,
+    /// Same listener, other settings (TLS, HTTP/2, redirect): swapped in place.
+    pub listeners_changed: Vec<(ListenerKey, Listener)>,
     pub apps: Vec<AppChange>,
     /// Changes applied by swapping the routing table (routes, upstreams, limits, server settings),
     /// as summary items.
@@ -30,6 +30,38 @@ pub struct Changes {
     pub access_log: bool,
     /// `log.level` changed: swap the diagnostic log's filter.
     pub log_level: bool,
+}
+
+/// A listener's identity across reloads: its address, and which of the listeners configured at
+/// that address it is (only port 0 may be configured more than once).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub address: ListenAddress,
+    pub nth: usize,
+}
+
+impl std::fmt::Display for ListenerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.nth {
+            0 => write!(f, "{}", self.address),
+            nth => write!(f, "{} (#{})", self.address, nth + 1),
+        }
+    }
+}
+
+/// The keys of `listeners`, in order.
+pub fn listener_keys(listeners: &[Listener]) -> Vec<ListenerKey> {
+    listeners
+        .iter()
+        .enumerate()
+        .map(|(index, listener)| ListenerKey {
+            address: listener.address.clone(),
+            nth: listeners[..index]
+                .iter()
+                .filter(|earlier| earlier.address == listener.address)
+                .count(),
+        })
+        .collect()
 }
 
 /// One `[[app]]` that was added, removed or changed.
@@ -82,17 +114,17 @@ impl Changes {
         items.extend(
             self.listeners_added
                 .iter()
-                .map(|listener| format!("listener {} added", listener.address)),
+                .map(|(key, _)| format!("listener {key} added")),
         );
         items.extend(
             self.listeners_removed
                 .iter()
-                .map(|address| format!("listener {address} removed")),
+                .map(|key| format!("listener {key} removed")),
         );
         items.extend(
             self.listeners_changed
                 .iter()
-                .map(|listener| format!("listener {} changed", listener.address)),
+                .map(|(key, _)| format!("listener {key} changed")),
         );
         for app in &self.apps {
             match app {
@@ -134,28 +166,21 @@ impl Changes {
     }
 
     fn diff_listeners(&mut self, old: &Config, new: &Config) {
-        for listener in &new.listeners {
-            match old
-                .listeners
-                .iter()
-                .find(|running| running.address == listener.address)
-            {
-                None => self.listeners_added.push(listener.clone()),
-                Some(running) if running != listener => {
-                    self.listeners_changed.push(listener.clone())
+        let old_keys = listener_keys(&old.listeners);
+        let new_keys = listener_keys(&new.listeners);
+        for (key, listener) in new_keys.iter().zip(&new.listeners) {
+            match old_keys.iter().position(|running| running == key) {
+                None => self.listeners_added.push((key.clone(), listener.clone())),
+                Some(index) if old.listeners[index] != *listener => {
+                    self.listeners_changed.push((key.clone(), listener.clone()))
                 }
                 Some(_) => {}
             }
         }
         self.listeners_removed.extend(
-            old.listeners
-                .iter()
-                .filter(|running| {
-                    !new.listeners
-                        .iter()
-                        .any(|listener| listener.address == running.address)
-                })
-                .map(|running| running.address.clone()),
+            old_keys
+                .into_iter()
+                .filter(|running| !new_keys.contains(running)),
         );
     }
 
@@ -347,8 +372,9 @@ fn classify(old: &App, new: &App) -> (Vec<&'static str>, Vec<&'static str>) {
             .filter(|(_, changed)| *changed)
             .map(|(key, _)| *key),
     );
-    // The built-in worker runs `concurrency` threads: it needs new workers to change it.
-    if old.concurrency != new.concurrency && matches!(new.launch, Launch::Wsgi { .. }) {
+    // The built-in worker runs `concurrency` threads, and the supervisor's health checks judge
+    // a worker busy by it: new workers take the new value.
+    if old.concurrency != new.concurrency {
         restart.push("concurrency");
     }
     (restart, retune)

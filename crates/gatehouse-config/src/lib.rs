@@ -20,7 +20,7 @@ mod watch;
 
 use std::path::Path;
 
-pub use diff::{AppChange, Changes};
+pub use diff::{listener_keys, AppChange, Changes, ListenerKey};
 pub use error::{Diagnostic, Diagnostics, Error};
 pub use machine::Machine;
 pub use model::Config;

@@ -34,6 +34,32 @@ pub struct Listener {
     socket: Socket,
     local: String,
     settings: Arc<ArcSwap<Settings>>,
+    /// The socket file gatehouse created (not an inherited one), removed when the listener stops.
+    socket_file: Option<SocketFile>,
+}
+
+/// A Unix socket's path and the inode bound there, so that only our own file is removed (a later
+/// reload may have bound a new socket at the same path).
+struct SocketFile {
+    path: std::path::PathBuf,
+    inode: (u64, u64),
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> Option<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::symlink_metadata(path).ok()?;
+        Some(SocketFile {
+            path: path.to_path_buf(),
+            inode: (metadata.dev(), metadata.ino()),
+        })
+    }
+
+    fn remove(self) {
+        if SocketFile::of(&self.path).is_some_and(|now| now.inode == self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// What a listener serves with: its config and its TLS end. A reload swaps it whole
@@ -106,6 +132,7 @@ enum Socket {
 impl Listener {
     /// Binds `config.address`. Must run inside the tokio runtime.
     pub fn bind(config: &model::Listener) -> io::Result<Listener> {
+        let mut socket_file = None;
         let (socket, local) = match &config.address {
             ListenAddress::Tcp(address) => {
                 let listener = bind_tcp(*address)?;
@@ -114,6 +141,7 @@ impl Listener {
             }
             ListenAddress::Unix(path) => {
                 let listener = bind_unix(path)?;
+                socket_file = SocketFile::of(path);
                 (Socket::Unix(listener), format!("unix:{}", path.display()))
             }
             ListenAddress::Fd(fd) => {
@@ -128,6 +156,7 @@ impl Listener {
             socket,
             local,
             settings: Arc::new(ArcSwap::from_pointee(settings)),
+            socket_file,
         })
     }
 
@@ -162,6 +191,7 @@ impl Listener {
             socket,
             local,
             settings: Arc::new(ArcSwap::from_pointee(settings)),
+            socket_file: None,
         })
     }
 
@@ -213,6 +243,9 @@ impl Listener {
         }
         tracing::info!(listener = %self.local, connections = graceful.count(), "listener stopped; draining");
         drop(self.socket);
+        if let Some(file) = self.socket_file {
+            file.remove();
+        }
         graceful.shutdown().await;
     }
 

@@ -380,26 +380,45 @@ fn start_record<B>(
 }
 
 /// The client as logged: the peer, or, behind trusted proxies, the nearest forwarded address that
-/// is not itself a trusted proxy (the X-Forwarded-For chain read from the right).
+/// is not itself a trusted proxy (the X-Forwarded-For chain read from the right). An entry that is
+/// not an address (`unknown`, garbage) ends the walk at the last trusted hop, as Nginx's real_ip
+/// does: what lies left of it was written by someone we do not trust. Entries with a port
+/// (`203.0.113.9:5555`, `[2001:db8::1]:443`), which some load balancers write, are addresses.
 fn client_ip(headers: &http::HeaderMap, peer_ip: IpAddr, trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|cidr| cidr.contains(ip));
     if !is_trusted(peer_ip) {
         return peer_ip;
     }
-    let chain: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
         .collect();
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(**ip))
-        .or(chain.first())
-        .copied()
-        .unwrap_or(peer_ip)
+    let mut nearest = peer_ip;
+    for entry in entries.iter().rev() {
+        let Some(ip) = forwarded_address(entry) else {
+            return nearest;
+        };
+        if !is_trusted(ip) {
+            return ip;
+        }
+        nearest = ip;
+    }
+    nearest
+}
+
+/// An X-Forwarded-For entry as an address: `IP`, `IP:PORT` or `[IPv6]:PORT`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    entry
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|address| address.ip())
 }
 
 fn capture_headers(headers: &http::HeaderMap, names: &[String]) -> Vec<(String, String)> {
@@ -467,5 +486,19 @@ mod tests {
             client_ip(&headers, peer, &[private]),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let chain = |value: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+            client_ip(&headers, peer, &[private])
+        };
+        // A port on an entry still names the address.
+        assert_eq!(chain("6.6.6.6, 203.0.113.9:5555"), ip("203.0.113.9"));
+        assert_eq!(chain("[2001:db8::1]:443"), ip("2001:db8::1"));
+        // What is not an address ends the walk: the client wrote everything left of it.
+        assert_eq!(chain("6.6.6.6, unknown"), peer);
+        assert_eq!(chain("6.6.6.6, unknown, 10.0.0.7"), ip("10.0.0.7"));
+        // Only trusted hops: the farthest of them.
+        assert_eq!(chain("10.0.0.5, 10.0.0.6"), ip("10.0.0.5"));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use gatehouse_config::model::{Action, Cidr, Config, Limits};
+use gatehouse_config::model::{self, Action, Cidr, Config, Limits};
 use http::StatusCode;
 
 use crate::app_pool::AppPool;
@@ -19,10 +19,17 @@ pub struct Site {
     pub(crate) routes: RouteTable<Route>,
     pub(crate) limits: Limits,
     pub(crate) trusted_proxies: Vec<Cidr>,
-    /// Upstreams by name, kept so a reload can reuse their connection pools.
-    upstreams: HashMap<String, Arc<Upstream>>,
-    /// Active health-check tasks; they stop when the site is dropped.
-    _health_checks: Vec<HealthChecks>,
+    /// Upstreams by name, kept so a reload can reuse those it did not change (connection pools,
+    /// health state and health-check task included).
+    upstreams: HashMap<String, KeptUpstream>,
+}
+
+/// An upstream with the config it was made from and its health checks, which run while any
+/// site that holds them is alive.
+struct KeptUpstream {
+    config: model::Upstream,
+    upstream: Arc<Upstream>,
+    _health_checks: Option<Arc<HealthChecks>>,
 }
 
 pub(crate) struct Route {
@@ -61,17 +68,47 @@ impl Site {
     /// Compiles `config`, with the app pools the binary keeps across reloads. Cannot fail: the
     /// config was validated, so every name a route uses is an upstream or one of `apps`.
     pub fn new(config: &Config, apps: &HashMap<String, Arc<AppPool>>) -> Site {
-        let upstreams: HashMap<String, Arc<Upstream>> = config
+        Site::compile(config, apps, None)
+    }
+
+    /// [`Site::new`] for a reload: upstreams whose config did not change are taken over from
+    /// this site as they are (keep-alive connections, health state, health-check task).
+    pub fn next(&self, config: &Config, apps: &HashMap<String, Arc<AppPool>>) -> Site {
+        Site::compile(config, apps, Some(self))
+    }
+
+    fn compile(
+        config: &Config,
+        apps: &HashMap<String, Arc<AppPool>>,
+        previous: Option<&Site>,
+    ) -> Site {
+        let upstreams: HashMap<String, KeptUpstream> = config
             .upstreams
             .iter()
-            .map(|upstream| (upstream.name.clone(), Upstream::new(upstream)))
-            .collect();
-        let health_checks = upstreams
-            .values()
-            .filter_map(|upstream| upstream.spawn_health_checks())
+            .map(|upstream| {
+                let kept = previous
+                    .and_then(|site| site.upstreams.get(&upstream.name))
+                    .filter(|kept| kept.config == *upstream);
+                let kept = match kept {
+                    Some(kept) => KeptUpstream {
+                        config: kept.config.clone(),
+                        upstream: Arc::clone(&kept.upstream),
+                        _health_checks: kept._health_checks.clone(),
+                    },
+                    None => {
+                        let made = Upstream::new(upstream);
+                        KeptUpstream {
+                            config: upstream.clone(),
+                            _health_checks: made.spawn_health_checks().map(Arc::new),
+                            upstream: made,
+                        }
+                    }
+                };
+                (upstream.name.clone(), kept)
+            })
             .collect();
         let backend = |name: &str| match (upstreams.get(name), apps.get(name)) {
-            (Some(upstream), _) => Backend::Upstream(Arc::clone(upstream)),
+            (Some(kept), _) => Backend::Upstream(Arc::clone(&kept.upstream)),
             (None, Some(app)) => Backend::App(Arc::clone(app)),
             (None, None) => Backend::Missing(name.to_string()),
         };
@@ -101,7 +138,6 @@ impl Site {
             limits: config.limits.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstreams,
-            _health_checks: health_checks,
         }
     }
 
@@ -110,7 +146,7 @@ impl Site {
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
-        self.upstreams.get(name)
+        self.upstreams.get(name).map(|kept| &kept.upstream)
     }
 }
 
@@ -120,5 +156,35 @@ impl std::fmt::Debug for Site {
             .field("limits", &self.limits)
             .field("upstreams", &self.upstreams.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(servers: &str) -> Config {
+        let text = format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[upstream]]\nname = \"api\"\nservers = [{servers}]\n\n[[route]]\npath = \"/\"\nupstream = \"api\"\n"
+        );
+        gatehouse_config::parse(Path::new("gatehouse.toml"), &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_upstreams_it_did_not_change() {
+        let apps = HashMap::new();
+        let first = Site::new(&config("\"127.0.0.1:9001\""), &apps);
+        let same = first.next(&config("\"127.0.0.1:9001\""), &apps);
+        assert!(Arc::ptr_eq(
+            first.upstream("api").unwrap(),
+            same.upstream("api").unwrap()
+        ));
+        let changed = same.next(&config("\"127.0.0.1:9002\""), &apps);
+        assert!(!Arc::ptr_eq(
+            same.upstream("api").unwrap(),
+            changed.upstream("api").unwrap()
+        ));
     }
 }

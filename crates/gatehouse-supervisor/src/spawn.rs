@@ -123,7 +123,10 @@ impl Launcher {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|ext| ext == "sock") {
+            // A socket that still answers belongs to a live worker: one of an app a reload
+            // removed and re-added, still draining under the same name.
+            let live = || std::os::unix::net::UnixStream::connect(&path).is_ok();
+            if path.extension().is_some_and(|ext| ext == "sock") && !live() {
                 let _ = std::fs::remove_file(&path);
             }
         }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 /// The running apps, by name. A reload adds and removes apps ([`Apps::insert`], [`Apps::remove`]).
 pub struct Apps {
     apps: Vec<Arc<App>>,
+    /// Apps a reload removed, while their workers drain (the stopping task holds them): their
+    /// pools' events (a request past its deadline) still reach their supervisors.
+    removed: Vec<Weak<App>>,
     starter: Starter,
 }
 
@@ -137,6 +140,7 @@ impl Apps {
         (
             Apps {
                 apps: Vec::new(),
+                removed: Vec::new(),
                 starter,
             },
             receiver,
@@ -154,7 +158,10 @@ impl Apps {
     /// Takes the app out of the set; the caller stops it.
     pub fn remove(&mut self, name: &str) -> Option<Arc<App>> {
         let index = self.apps.iter().position(|app| app.name() == name)?;
-        Some(self.apps.remove(index))
+        let app = self.apps.remove(index);
+        self.removed.retain(|gone| gone.strong_count() > 0);
+        self.removed.push(Arc::downgrade(&app));
+        Some(app)
     }
 
     pub fn all(&self) -> Vec<Arc<App>> {
@@ -184,23 +191,23 @@ impl Apps {
             .collect()
     }
 
-    /// Passes a pool's event to the app's supervisor.
+    /// Passes a pool's event to the app's supervisor: the running app of that name, and a removed
+    /// one still draining (worker ids are unique, so the one that does not know the worker
+    /// ignores it).
     pub fn handle(&self, event: AppEvent) {
-        match event {
-            AppEvent::Unreachable { app, worker } => {
-                if let Some(app) = self.get(&app) {
-                    app.supervisor.worker_unreachable(worker);
-                }
+        let name = match &event {
+            AppEvent::Unreachable { app, .. } | AppEvent::TimedOut { app, .. } => app.as_str(),
+        };
+        let removed = self.removed.iter().filter_map(Weak::upgrade);
+        for app in self.get(name).cloned().into_iter().chain(removed) {
+            if app.name() != name {
+                continue;
             }
-            AppEvent::TimedOut {
-                app,
-                worker,
-                request_id,
-                ..
-            } => {
-                if let Some(app) = self.get(&app) {
-                    app.supervisor.request_timed_out(worker, &request_id);
-                }
+            match &event {
+                AppEvent::Unreachable { worker, .. } => app.supervisor.worker_unreachable(*worker),
+                AppEvent::TimedOut {
+                    worker, request_id, ..
+                } => app.supervisor.request_timed_out(*worker, request_id),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The listeners being served, by configured address: started at start, added, removed and
+//! The listeners being served, by configured address (`ListenerKey`): started at start, added, removed and
 //! changed in place by a reload, and all stopped when gatehouse stops.
 //!
 //! Each listener has its own stop signal, so a reload can drain one while the others go on. Every
@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use gatehouse_config::model::{self, ListenAddress};
+use gatehouse_config::{model, ListenerKey};
 use gatehouse_proxy::tls::Tls;
 use gatehouse_proxy::{Listener, ListenerHandle, Proxy};
 
@@ -24,7 +24,7 @@ pub struct Listeners {
 
 struct Running {
     /// As configured (a port-0 address keeps its 0 here; the real port is in the handle).
-    address: ListenAddress,
+    key: ListenerKey,
     handle: ListenerHandle,
     stop: watch::Sender<bool>,
 }
@@ -55,12 +55,12 @@ pub fn bind_all(
 }
 
 impl Listeners {
-    /// Starts accepting on `listener` (bound for `address`) and logs `listening on ADDR`.
-    pub fn serve(&mut self, address: ListenAddress, listener: Listener, proxy: &Arc<Proxy>) {
+    /// Starts accepting on `listener` (bound for `key`) and logs `listening on ADDR`.
+    pub fn serve(&mut self, key: ListenerKey, listener: Listener, proxy: &Arc<Proxy>) {
         tracing::info!("listening on {}", listener.local_addr());
         let (stop, stopped) = watch::channel(false);
         self.running.push(Running {
-            address,
+            key,
             handle: listener.handle(),
             stop,
         });
@@ -68,21 +68,21 @@ impl Listeners {
             .spawn(listener.serve(Arc::clone(proxy), stopped));
     }
 
-    /// Stops accepting on `address`; its open connections finish (the task drains in the
+    /// Stops accepting on `key`'s listener; its open connections finish (the task drains in the
     /// background, and a graceful stop still waits for it).
-    pub fn remove(&mut self, address: &ListenAddress) {
-        if let Some(index) = self.running.iter().position(|r| &r.address == address) {
+    pub fn remove(&mut self, key: &ListenerKey) {
+        if let Some(index) = self.running.iter().position(|r| &r.key == key) {
             let running = self.running.remove(index);
             tracing::info!(listener = %running.handle.local_addr(), "listener removed; draining");
             let _ = running.stop.send(true);
         }
     }
 
-    /// Every listener's handle, by configured address (for a reload being prepared).
-    pub fn handles(&self) -> Vec<(ListenAddress, ListenerHandle)> {
+    /// Every listener's handle, by key (for a reload being prepared).
+    pub fn handles(&self) -> Vec<(ListenerKey, ListenerHandle)> {
         self.running
             .iter()
-            .map(|running| (running.address.clone(), running.handle.clone()))
+            .map(|running| (running.key.clone(), running.handle.clone()))
             .collect()
     }
 

@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use gatehouse_config::model::ListenAddress;
-use gatehouse_config::{AppChange, Changes, Config};
-use gatehouse_proxy::{AccessLog, Listener, ListenerHandle, ListenerSettings, Site};
+use gatehouse_config::{AppChange, Changes, Config, ListenerKey};
+use gatehouse_proxy::{AccessLog, Listener, ListenerHandle, ListenerSettings};
 use sha2::{Digest as _, Sha256};
 use tracing_subscriber::EnvFilter;
 
@@ -49,7 +48,7 @@ pub struct Prepared {
     config: Config,
     changes: Changes,
     trigger: Trigger,
-    listeners: Vec<(ListenAddress, Listener)>,
+    listeners: Vec<(ListenerKey, Listener)>,
     listener_settings: Vec<(ListenerHandle, ListenerSettings)>,
     access_log: Option<AccessLog>,
     log_filter: Option<EnvFilter>,
@@ -64,7 +63,7 @@ pub struct Rejected {
 /// What `prepare` needs from the running instance, owned so that the serving loop can go on.
 pub struct Running {
     pub config: Arc<Config>,
-    pub listeners: Vec<(ListenAddress, ListenerHandle)>,
+    pub listeners: Vec<(ListenerKey, ListenerHandle)>,
     pub starter: Starter,
 }
 
@@ -127,23 +126,19 @@ async fn prepare_bytes(
     }
 
     let mut listeners = Vec::with_capacity(changes.listeners_added.len());
-    for listener in &changes.listeners_added {
+    for (key, listener) in &changes.listeners_added {
         let bound = Listener::bind(listener)
             .map_err(|error| reject(format!("cannot listen on {}: {error}", listener.address)))?;
-        listeners.push((listener.address.clone(), bound));
+        listeners.push((key.clone(), bound));
     }
     let mut listener_settings = Vec::with_capacity(changes.listeners_changed.len());
-    for listener in &changes.listeners_changed {
-        let Some((_, handle)) = running
-            .listeners
-            .iter()
-            .find(|(address, _)| *address == listener.address)
-        else {
+    for (key, listener) in &changes.listeners_changed {
+        let Some((_, handle)) = running.listeners.iter().find(|(running, _)| running == key) else {
             continue;
         };
         let settings = handle
             .prepare(listener)
-            .map_err(|error| reject(format!("listener {}: {error}", listener.address)))?;
+            .map_err(|error| reject(format!("listener {key}: {error}")))?;
         listener_settings.push((handle.clone(), settings));
     }
     let access_log = if changes.access_log {
@@ -244,9 +239,8 @@ pub fn apply(prepared: Prepared, instance: &mut Instance) -> String {
         }
     }
     // In-flight requests finish on the table they started with.
-    instance
-        .proxy
-        .replace_site(Site::new(&config, &instance.apps.pools()));
+    let site = instance.proxy.site().next(&config, &instance.apps.pools());
+    instance.proxy.replace_site(site);
     if let Some(access_log) = access_log {
         instance.proxy.replace_access_log(access_log);
     }
@@ -257,14 +251,14 @@ pub fn apply(prepared: Prepared, instance: &mut Instance) -> String {
         });
     }
 
-    for (address, listener) in listeners {
-        instance.listeners.serve(address, listener, &instance.proxy);
+    for (key, listener) in listeners {
+        instance.listeners.serve(key, listener, &instance.proxy);
     }
     for (handle, settings) in listener_settings {
         handle.apply(settings);
     }
-    for address in &changes.listeners_removed {
-        instance.listeners.remove(address);
+    for key in &changes.listeners_removed {
+        instance.listeners.remove(key);
     }
 
     let mut rolled = Vec::new();

@@ -135,8 +135,11 @@ async fn serve(
     let pid_file = PidFile::create(config.server.pid_file.as_deref())?;
 
     let mut listeners = Listeners::default();
-    for (listener_config, listener) in config.listeners.iter().zip(bound) {
-        listeners.serve(listener_config.address.clone(), listener, &proxy);
+    for (key, listener) in gatehouse_config::listener_keys(&config.listeners)
+        .into_iter()
+        .zip(bound)
+    {
+        listeners.serve(key, listener, &proxy);
     }
     let mut instance = Instance {
         config: Arc::new(config),
@@ -177,13 +180,23 @@ async fn serve(
             attempt = async { match reloading.as_mut() { Some(reload) => reload.await, None => std::future::pending().await } } => {
                 reloading = None;
                 finish_reload(attempt, &mut instance, &mut watcher);
-                notifier.ready();
+                // Before the first READY=1 (apps still starting), systemd hears nothing of
+                // reloads: READY=1 would claim readiness too early.
+                if ready.is_finished() {
+                    notifier.ready();
+                }
             }
         }
         if reloading.is_none() {
             if let Some(trigger) = pending.take() {
-                notifier.reloading();
-                reloading = Some(start_reload(&path, &instance, trigger));
+                // Events of a save that the reload just finished already read: nothing new.
+                let stale = trigger == Trigger::FileChanged && !watcher.changed().await;
+                if !stale {
+                    if ready.is_finished() {
+                        notifier.reloading();
+                    }
+                    reloading = Some(start_reload(&path, &instance, trigger));
+                }
             }
         }
     };

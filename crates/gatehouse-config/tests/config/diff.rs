@@ -99,3 +99,16 @@ fn keys_read_only_at_start_are_named() {
     assert_eq!(changes.fixed, ["server.runtime_dir"]);
     assert!(changes.log_level, "the log level changes at runtime");
 }
+
+#[test]
+fn listeners_at_the_same_port_0_address_are_told_apart_by_order() {
+    let one = "[[listener]]\naddress = \"127.0.0.1:0\"\n";
+    let two = format!(
+        "{one}[[listener]]\naddress = \"127.0.0.1:0\"\nredirect_https = \"https://{{host}}\"\n"
+    );
+    let added = Changes::between(&ok(one), &ok(&two));
+    assert_eq!(added.summary(), "listener 127.0.0.1:0 (#2) added");
+    assert!(added.listeners_changed.is_empty());
+    let removed = Changes::between(&ok(&two), &ok(one));
+    assert_eq!(removed.summary(), "listener 127.0.0.1:0 (#2) removed");
+}

@@ -2,12 +2,13 @@
 //! state, restarts by reason and queue depths (read from the supervisors and pools at scrape
 //! time), config reloads, build info, and the standard `process_*` metrics.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gatehouse_proxy::tls::Tls;
 use prometheus::process_collector::ProcessCollector;
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::{status, AppView};
 
@@ -19,10 +20,37 @@ pub(super) struct Metrics {
     last_success: Gauge,
     handshake_errors: IntCounterVec,
     certificate_expiry: GaugeVec,
-    /// Scrapes that overlap would race on the restart deltas.
-    /// One refresh at a time; holds the apps the last refresh saw, so that the gauges of an app
-    /// a reload removed are removed too.
-    refreshing: Mutex<Vec<String>>,
+    /// One refresh at a time (scrapes that overlap would race on the deltas), and what the
+    /// last one saw.
+    refreshing: Mutex<Seen>,
+}
+
+/// What the last refresh saw.
+#[derive(Default)]
+struct Seen {
+    /// The apps, so that the gauges of an app a reload removed are removed too.
+    apps: Vec<String>,
+    /// Per counter series: which source (a pool's or a listener's TLS end, by address) last
+    /// reported, and its total then. A reload that replaces the source (an app removed and added
+    /// again, new TLS settings) starts a new total at 0, whose whole value is then new.
+    totals: HashMap<Vec<String>, (usize, u64)>,
+}
+
+impl Seen {
+    /// Adds to `counter` what `source`'s growing `total` gained since the last refresh.
+    fn follow(&mut self, counter: &IntCounter, labels: &[&str], source: usize, total: u64) {
+        let key: Vec<String> = labels.iter().map(|label| (*label).to_owned()).collect();
+        let added = match self.totals.get(&key) {
+            Some(&(seen_source, seen_total)) if seen_source == source => {
+                total.saturating_sub(seen_total)
+            }
+            _ => total,
+        };
+        if added > 0 {
+            counter.inc_by(added);
+        }
+        self.totals.insert(key, (source, total));
+    }
 }
 
 impl Metrics {
@@ -103,7 +131,7 @@ impl Metrics {
             last_success,
             handshake_errors,
             certificate_expiry,
-            refreshing: Mutex::new(Vec::new()),
+            refreshing: Mutex::new(Seen::default()),
         })
     }
 
@@ -123,20 +151,15 @@ impl Metrics {
 
     /// Reads the apps' current state into the gauges and counters, before a scrape.
     pub(super) fn refresh(&self, apps: &[AppView], tls: &[(String, Arc<Tls>)]) {
-        let mut seen_apps = self
+        let mut seen = self
             .refreshing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for (listener, tls) in tls {
-            // The listener's own count only grows; add what is new so the counter follows.
-            let counter = self
-                .handshake_errors
-                .with_label_values(&[listener.as_str()]);
-            let total = tls.handshake_errors();
-            let seen = counter.get();
-            if total > seen {
-                counter.inc_by(total - seen);
-            }
+            let labels = ["handshake_errors", listener.as_str()];
+            let counter = self.handshake_errors.with_label_values(&labels[1..]);
+            let source = Arc::as_ptr(tls) as usize;
+            seen.follow(&counter, &labels, source, tls.handshake_errors());
             for certificate in tls.certificates() {
                 self.certificate_expiry
                     .with_label_values(&[certificate.name.as_str()])
@@ -157,16 +180,15 @@ impl Metrics {
             }
             let depth = i64::try_from(app.pool.queue_depth()).unwrap_or(i64::MAX);
             self.queue_depth.with_label_values(&[name]).set(depth);
+            let source = Arc::as_ptr(&app.pool) as usize;
             for (reason, total) in app.supervisor.restarts() {
-                // The supervisor's totals only grow; add what is new so the counter follows.
-                let counter = self.restarts.with_label_values(&[name, reason.as_str()]);
-                let seen = counter.get();
-                if total > seen {
-                    counter.inc_by(total - seen);
-                }
+                let labels = ["restarts", name, reason.as_str()];
+                let counter = self.restarts.with_label_values(&labels[1..]);
+                seen.follow(&counter, &labels, source, total);
             }
         }
-        for gone in seen_apps
+        for gone in seen
+            .apps
             .iter()
             .filter(|name| !apps.iter().any(|app| app.pool.name() == name.as_str()))
         {
@@ -175,11 +197,30 @@ impl Metrics {
             }
             let _ = self.queue_depth.remove_label_values(&[gone]);
         }
-        *seen_apps = apps.iter().map(|app| app.pool.name().to_owned()).collect();
+        seen.apps = apps.iter().map(|app| app.pool.name().to_owned()).collect();
     }
 }
 
 fn seconds(at: SystemTime) -> f64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_follows_a_source_and_its_replacement() {
+        let counter = IntCounter::new("c", "c").unwrap();
+        let mut seen = Seen::default();
+        seen.follow(&counter, &["a"], 1, 2);
+        seen.follow(&counter, &["a"], 1, 3);
+        assert_eq!(counter.get(), 3);
+        // A new source (the app removed and added again) counts from 0.
+        seen.follow(&counter, &["a"], 2, 1);
+        assert_eq!(counter.get(), 4);
+        seen.follow(&counter, &["a"], 2, 1);
+        assert_eq!(counter.get(), 4);
+    }
 }
