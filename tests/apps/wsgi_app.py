@@ -24,12 +24,20 @@ Endpoints (every response but /error carries the serving process's pid in X-Work
   /barrier?n=N      answers once N requests are inside it at once (proves N threads)
   /hang             never answers: sleeps in hang_forever() (SIGABRT shows it in the stack)
   /crash            exits 1 mid-request
+  /exit             calls sys.exit(): the worker logs it and exits, as Gunicorn's does
+  /empty            200 with no body and no Content-Length (HEAD must not announce 0)
+  /app-reset        raises the app's own ConnectionResetError (a 500, not a client gone)
+  /shrinking-file   a file_wrapper file that shrinks to half between stat and sendfile
+  /invalid?what=W   (raw only: the validator refuses them first) start_response with a broken
+                    status or header, W in INVALID: each must be a 500 with a traceback
 """
 
 import hashlib
+import io
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -46,6 +54,25 @@ CGI_KEYS = (
 )
 
 BARRIER = {"inside": 0, "cond": threading.Condition()}
+
+# What /invalid?what=W passes to start_response: (status, extra headers).
+INVALID = {
+    "status-crlf": ("200 OK\r\nX-Injected: yes", []),
+    "status-lf": ("200 OK\nX-Injected: yes", []),
+    "status-nul": ("200 OK\x00", []),
+    "status-1xx": ("103 Early Hints", []),
+    "status-100": ("100 Continue", []),
+    "name-space": ("200 OK", [("X Bad", "v")]),
+    "name-tab": ("200 OK", [("X-Bad\t", "v")]),
+    "name-colon": ("200 OK", [("X-Bad:", "v")]),
+    "name-empty": ("200 OK", [("", "v")]),
+    "name-crlf": ("200 OK", [("X-Bad\r\nX-Injected", "v")]),
+    "value-crlf": ("200 OK", [("X-Bad", "v\r\nX-Injected: yes")]),
+    "value-nul": ("200 OK", [("X-Bad", "v\x00")]),
+    "length-negative": ("200 OK", [("Content-Length", "-1")]),
+    "length-text": ("200 OK", [("Content-Length", "ten")]),
+    "length-plus": ("200 OK", [("Content-Length", "+5")]),
+}
 
 
 def hang_forever():
@@ -99,6 +126,28 @@ class Closing:
 
     def close(self):
         print("iterable closed", flush=True)
+
+
+class Shrinking(io.FileIO):
+    """A file that loses its second half as the worker asks where it stands (after its fstat,
+    before its sendfile): sendfile sends less than the size the head announced."""
+
+    def tell(self):
+        position = super().tell()
+        os.ftruncate(self.fileno(), SHRINKING_SIZE // 2)
+        return position
+
+
+SHRINKING_SIZE = 64 * 1024
+
+
+def shrinking_file():
+    handle, path = tempfile.mkstemp(prefix="wsgi-shrinking-")
+    os.write(handle, b"x" * SHRINKING_SIZE)
+    os.close(handle)
+    file = Shrinking(path, "r+b")
+    os.unlink(path)
+    return file
 
 
 def raw(environ, start_response):
@@ -185,6 +234,21 @@ def raw(environ, start_response):
         hang_forever()
     if path == "/crash":
         os._exit(1)
+    if path == "/exit":
+        print("exiting from the app", flush=True)
+        sys.exit("sys.exit() from the app, as asked")
+    if path == "/empty":
+        start_response("200 OK", headers())
+        return []
+    if path == "/app-reset":
+        raise ConnectionResetError("the app's own peer reset, as asked")
+    if path == "/shrinking-file":
+        start_response("200 OK", headers())
+        return environ["wsgi.file_wrapper"](shrinking_file())
+    if path == "/invalid":
+        status, extra = INVALID[query["what"]]
+        start_response(status, headers() + extra)
+        return [b"must not be sent\n"]
     return text(start_response, "not found\n", status="404 Not Found")
 
 

@@ -457,3 +457,168 @@ async fn an_app_that_cannot_be_imported_is_503_with_its_traceback_in_the_log() {
     .await;
     assert!(exited.contains("exit status: 4"), "{exited}");
 }
+
+/// Every `what` of `/invalid` in `tests/apps/wsgi_app.py`: a status or header gatehouse could not
+/// forward (or, with a CR or LF, one that would smuggle headers of its own).
+const INVALID: [&str; 15] = [
+    "status-crlf",
+    "status-lf",
+    "status-nul",
+    "status-1xx",
+    "status-100",
+    "name-space",
+    "name-tab",
+    "name-colon",
+    "name-empty",
+    "name-crlf",
+    "value-crlf",
+    "value-nul",
+    "length-negative",
+    "length-text",
+    "length-plus",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_status_or_header_is_the_apps_500_with_a_traceback() {
+    let gh = start("wsgi_app:raw", "workers = 1");
+    let pid = wait_ready(&gh, "w", 1).await[0];
+    let client = client();
+    for what in INVALID {
+        let response = client
+            .get(gh.url(0, &format!("/invalid?what={what}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500, "{what}");
+        assert!(response.headers().get("x-injected").is_none(), "{what}");
+        assert!(response.headers().get("x-worker-pid").is_none(), "{what}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            "Internal Server Error\n",
+            "{what}"
+        );
+    }
+    // A ConnectionResetError of the app's own (its database, say) is its error, not a sign that
+    // gatehouse went away.
+    let reset = get(&client, &gh.url(0, "/app-reset")).await.unwrap();
+    assert_eq!(
+        (reset.status, reset.body.as_str()),
+        (500, "Internal Server Error\n")
+    );
+    let hello = get(&client, &gh.url(0, "/")).await.unwrap();
+    assert_eq!((hello.status, hello.pid), (200, Some(pid)));
+
+    let logs = gh.logs();
+    assert_eq!(
+        logs.matches("Traceback (most recent call last)").count(),
+        INVALID.len() + 1,
+        "{logs}"
+    );
+    for what in INVALID {
+        assert!(
+            logs.contains(&format!("Error handling request GET /invalid?what={what}")),
+            "{what}: {logs}"
+        );
+    }
+    assert!(
+        logs.contains("ValueError: a 1xx status is not a response"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("ValueError: invalid Content-Length '-1'"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("ConnectionResetError: the app's own peer reset, as asked"),
+        "{logs}"
+    );
+    assert!(supervisor_lines(&logs, "w", "worker exited").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_request_keeps_the_worker_connection_in_step() {
+    // One worker, one thread: every request goes over the same kept-alive worker connection, so
+    // a stray body after a HEAD's 500 would be read as the next response.
+    let gh = start("wsgi_app:raw", "workers = 1");
+    let pid = wait_ready(&gh, "w", 1).await[0];
+    let client = client();
+    for _ in 0..3 {
+        let head = raw_exchange(
+            &gh,
+            b"HEAD /error HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            true,
+        )
+        .await;
+        assert_eq!(head.status, 500);
+        let hello = get(&client, &gh.url(0, "/")).await.unwrap();
+        assert_eq!(
+            (hello.status, hello.pid, hello.body),
+            (200, Some(pid), format!("hello from {pid}\n"))
+        );
+    }
+    // An empty body for HEAD says nothing about GET's length: no `Content-Length: 0`.
+    let head = raw_exchange(
+        &gh,
+        b"HEAD /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        true,
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert_ne!(head.header("content-length"), Some("0"), "{head:?}");
+    let hello = get(&client, &gh.url(0, "/")).await.unwrap();
+    assert_eq!((hello.status, hello.pid), (200, Some(pid)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_exit_in_a_pool_thread_is_logged_and_the_worker_replaced() {
+    let gh = start("wsgi_app:app", "workers = 1\nconcurrency = 2");
+    let mut ready = wait_ready(&gh, "w", 1).await;
+    let client = client();
+    // More exits than threads: each one ends its worker, which a fresh one replaces (a thread
+    // that ended quietly would leave the worker wedged after two).
+    for round in 1..=3 {
+        let exited = get(&client, &gh.url(0, "/exit")).await;
+        assert!(
+            exited.as_ref().map_or(true, |answer| answer.status >= 500),
+            "{exited:?}"
+        );
+        wait_gone(&BTreeSet::from([*ready.last().unwrap()]));
+        ready = wait_ready(&gh, "w", round + 1).await;
+        let hello = get(&client, &gh.url(0, "/")).await.unwrap();
+        assert_eq!((hello.status, hello.pid), (200, ready.last().copied()));
+    }
+    let logs = gh.logs();
+    assert_eq!(
+        logs.matches("SystemExit: sys.exit() from the app, as asked")
+            .count(),
+        3,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("the app raised SystemExit; exiting").count(),
+        3,
+        "{logs}"
+    );
+    assert_eq!(
+        supervisor_lines(&logs, "w", "worker exited unexpectedly").len(),
+        3,
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_shrinks_under_sendfile_closes_the_worker_connection() {
+    let gh = start("wsgi_app:raw", "workers = 1");
+    let pid = wait_ready(&gh, "w", 1).await[0];
+    let client = client();
+    // The head promised 64 KiB, sendfile found 32: the worker closes the connection rather than
+    // leave gatehouse waiting for the rest (or reading the next response as it).
+    // (Once gatehouse waited for the rest until the request's timeout: a 504.)
+    let shrunk = get(&client, &gh.url(0, "/shrinking-file")).await.unwrap();
+    assert_eq!(shrunk.status, 502, "{shrunk:?}");
+    let hello = get(&client, &gh.url(0, "/")).await.unwrap();
+    assert_eq!(
+        (hello.status, hello.pid, hello.body),
+        (200, Some(pid), format!("hello from {pid}\n"))
+    );
+}

@@ -30,8 +30,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeOptions {
-    /// Where to listen: HOST:PORT, HOST (port 8000) or unix:PATH; repeat for several.
-    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    /// Where to listen: HOST:PORT, HOST (port 8000), tcp://HOST:PORT, unix:PATH or fd://N;
+    /// repeat for several. Default: 0.0.0.0:$PORT if $PORT is set, else 127.0.0.1:8000.
+    #[arg(short, long, value_name = "ADDR")]
     pub bind: Vec<String>,
 
     /// Worker processes: a number or "auto" (2 x cores + 1). Default: $WEB_CONCURRENCY, else 1.
@@ -42,7 +43,8 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: u32,
 
-    /// Seconds a request may take: then 504, the worker's stack in the log, a fresh worker.
+    /// Seconds a request may take: then 504, the worker's stack in the log, a fresh worker
+    /// (0: no limit).
     #[arg(short, long, value_name = "S", default_value_t = 30)]
     pub timeout: u64,
 
@@ -128,14 +130,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let home = serve_dir();
-    let web_concurrency = std::env::var("WEB_CONCURRENCY").ok();
-    let toml = match render(
-        &args.app,
-        &args.options,
-        &cwd,
-        &home,
-        web_concurrency.as_deref(),
-    ) {
+    let env = Env {
+        web_concurrency: std::env::var("WEB_CONCURRENCY").ok(),
+        port: std::env::var("PORT").ok(),
+    };
+    let toml = match render(&args.app, &args.options, &cwd, &home, &env) {
         Ok(toml) => toml,
         Err(message) => {
             eprintln!("gatehouse serve: {message}");
@@ -163,10 +162,38 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     code
 }
 
-/// This process's own directory for the rendered config and the worker sockets.
-fn serve_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("gatehouse-serve-{}", std::process::id()))
+/// The environment variables Gunicorn reads for its defaults.
+#[derive(Debug, Default)]
+struct Env {
+    /// `$WEB_CONCURRENCY`: the default `--workers`.
+    web_concurrency: Option<String>,
+    /// `$PORT`: without `--bind`, listen on 0.0.0.0:$PORT (as Gunicorn does, for PaaS).
+    port: Option<String>,
 }
+
+/// This process's own directory for the rendered config and the worker sockets. The sockets
+/// (`DIR/run/app/w<id>.sock`) must fit in `sun_path` (107 bytes): with a $TMPDIR too long for
+/// that, the directory goes in /tmp.
+fn serve_dir() -> PathBuf {
+    let name = format!("gatehouse-serve-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    if socket_fits(&dir) {
+        dir
+    } else {
+        Path::new("/tmp").join(name)
+    }
+}
+
+/// Whether the longest worker socket path under `home` fits in `sun_path`.
+fn socket_fits(home: &Path) -> bool {
+    // `/run/` + the app's name + `/w` + a u64 + `.sock`.
+    const SOCKET_SUFFIX: usize = "/run/".len() + APP_NAME.len() + "/w".len() + 20 + ".sock".len();
+    home.as_os_str().len() + SOCKET_SUFFIX <= 107
+}
+
+/// The name of the one app: short, since it is a directory in every worker socket's path (a
+/// long module name would push the path past `sun_path`'s 107 bytes).
+const APP_NAME: &str = "app";
 
 /// Creates `home` (0700: the worker sockets live there) afresh and writes the config into it.
 fn write_private(home: &Path, path: &Path, toml: &str) -> std::io::Result<()> {
@@ -182,7 +209,7 @@ fn render(
     args: &ServeOptions,
     cwd: &Path,
     home: &Path,
-    web_concurrency: Option<&str>,
+    env: &Env,
 ) -> Result<String, String> {
     let absolute = |path: &Path| cwd.join(path);
     let directory = args
@@ -236,9 +263,18 @@ fn render(
         let _ = writeln!(out, "keepalive_timeout = \"{seconds}s\"");
     }
 
-    for bind in &args.bind {
+    let default_bind = match env.port.as_deref().map(str::trim) {
+        Some(port) if !port.is_empty() => format!("0.0.0.0:{port}"),
+        _ => "127.0.0.1:8000".to_owned(),
+    };
+    let binds = if args.bind.is_empty() {
+        std::slice::from_ref(&default_bind)
+    } else {
+        args.bind.as_slice()
+    };
+    for bind in binds {
         out.push_str("\n[[listener]]\n");
-        let address = bind_address(bind);
+        let address = bind_address(bind, cwd);
         let _ = writeln!(out, "address = {}", quote(&address));
         if let (Some(cert), Some(key)) = (&args.certfile, &args.keyfile) {
             if !address.starts_with("unix:") {
@@ -252,9 +288,9 @@ fn render(
         }
     }
 
-    let name = app_name(target);
+    let name = APP_NAME;
     out.push_str("\n[[app]]\n");
-    let _ = writeln!(out, "name = {}", quote(&name));
+    let _ = writeln!(out, "name = {}", quote(name));
     let _ = writeln!(out, "wsgi = {}", quote(target));
     if let Some(python) = &args.python {
         // As typed in this directory: a path with a slash is relative to it, a name is looked up.
@@ -279,7 +315,7 @@ fn render(
     let workers = args
         .workers
         .as_deref()
-        .or(web_concurrency)
+        .or(env.web_concurrency.as_deref())
         .unwrap_or("1")
         .trim();
     if workers == "auto" {
@@ -291,7 +327,13 @@ fn render(
         let _ = writeln!(out, "workers = {count}");
     }
     let _ = writeln!(out, "concurrency = {}", args.threads);
-    let _ = writeln!(out, "timeout = \"{}s\"", args.timeout);
+    if args.timeout == 0 {
+        // Gunicorn's `--timeout 0` is no timeout; gatehouse wants one (a zero one is invalid), so
+        // the longest it takes: a year, which no request reaches.
+        out.push_str("timeout = \"365d\"\n");
+    } else {
+        let _ = writeln!(out, "timeout = \"{}s\"", args.timeout);
+    }
     let _ = writeln!(out, "graceful_timeout = \"{}s\"", args.graceful_timeout);
     if args.max_requests > 0 {
         let _ = writeln!(out, "max_requests = {}", args.max_requests);
@@ -314,24 +356,43 @@ fn render(
         );
     }
     out.push_str("\n[[route]]\npath = \"/\"\n");
-    let _ = writeln!(out, "app = {}", quote(&name));
+    let _ = writeln!(out, "app = {}", quote(name));
     Ok(out)
 }
 
-/// Gunicorn's binds: `unix:PATH`, `HOST:PORT`, or a bare `HOST` on port 8000.
-fn bind_address(bind: &str) -> String {
-    if bind.starts_with("unix:") || bind.starts_with("fd:") {
+/// Gunicorn's binds: `unix:PATH` (relative to `cwd`), `fd://N`, `HOST:PORT`, `tcp://HOST:PORT`,
+/// or a `HOST` alone on port 8000; `localhost` is 127.0.0.1 (gatehouse listens on addresses,
+/// not names).
+fn bind_address(bind: &str, cwd: &Path) -> String {
+    if let Some(path) = bind.strip_prefix("unix:") {
+        // The config lives in a temporary directory, against which a relative path would
+        // resolve (and vanish with it): make it absolute here.
+        let path = path.strip_prefix("//").unwrap_or(path);
+        return format!("unix:{}", cwd.join(path).display());
+    }
+    if let Some(fd) = bind.strip_prefix("fd://") {
+        return format!("fd:{fd}");
+    }
+    if bind.starts_with("fd:") {
         return bind.to_owned();
     }
-    let has_port = match bind.strip_prefix('[') {
-        Some(v6) => v6.contains("]:"),
-        None => bind.contains(':'),
+    let bind = bind.strip_prefix("tcp://").unwrap_or(bind);
+    let (host, port) = match bind.strip_prefix('[') {
+        Some(v6) => match v6.split_once("]:") {
+            Some((host, port)) => (&bind[..host.len() + 2], Some(port)),
+            None => (bind, None),
+        },
+        None => match bind.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (bind, None),
+        },
     };
-    if has_port {
-        bind.to_owned()
+    let host = if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1"
     } else {
-        format!("{bind}:8000")
-    }
+        host
+    };
+    format!("{host}:{}", port.unwrap_or("8000"))
 }
 
 /// Gunicorn's log levels as tracing filters.
@@ -349,30 +410,15 @@ fn log_level(level: &str) -> Result<&'static str, String> {
     })
 }
 
-/// An app name from the module (`mysite.wsgi:application` → `mysite.wsgi`), in the characters
-/// app names allow.
-fn app_name(target: &str) -> String {
-    let module = target.split(':').next().unwrap_or_default();
-    let name: String = module
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    match name.trim_start_matches('.') {
-        "" => "app".to_owned(),
-        name => name.to_owned(),
-    }
-}
-
-/// A TOML basic string (JSON's escapes are a subset of TOML's).
+/// A TOML basic string (JSON's escapes are a subset of TOML's). JSON escapes every control
+/// character but DEL, which TOML forbids raw too: that one is escaped here.
 fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
+    if json.contains('\u{7f}') {
+        json.replace('\u{7f}', "\\u007f")
+    } else {
+        json
+    }
 }
 
 fn quote_path(path: &Path) -> String {
@@ -397,11 +443,23 @@ mod tests {
     }
 
     fn rendered(line: &[&str]) -> gatehouse_config::Config {
+        rendered_with(line, &Env::default())
+    }
+
+    fn rendered_with(line: &[&str], env: &Env) -> gatehouse_config::Config {
         let home = Path::new("/tmp/gatehouse-serve-test");
         let args = args(line);
-        let toml = render(&args.app, &args.options, &cwd(), home, None).unwrap();
+        let toml = render(&args.app, &args.options, &cwd(), home, env).unwrap();
         gatehouse_config::parse(&home.join("gatehouse.toml"), &toml)
             .unwrap_or_else(|e| panic!("{}\n{toml}", check::describe(&e)))
+    }
+
+    fn addresses(config: &gatehouse_config::Config) -> Vec<String> {
+        config
+            .listeners
+            .iter()
+            .map(|l| l.address.to_string())
+            .collect()
     }
 
     #[test]
@@ -413,7 +471,7 @@ mod tests {
             "Gunicorn's default bind"
         );
         let app = &config.apps[0];
-        assert_eq!(app.name, "hello");
+        assert_eq!(app.name, "app");
         assert_eq!(
             app.launch,
             gatehouse_config::model::Launch::Wsgi {
@@ -471,14 +529,9 @@ mod tests {
             "--forwarded-allow-ips",
             "10.0.0.0/8, 192.0.2.1",
         ]);
-        let addresses: Vec<String> = config
-            .listeners
-            .iter()
-            .map(|l| l.address.to_string())
-            .collect();
-        assert_eq!(addresses, ["0.0.0.0:9000", "unix:/run/site.sock"]);
+        assert_eq!(addresses(&config), ["0.0.0.0:9000", "unix:/run/site.sock"]);
         let app = &config.apps[0];
-        assert_eq!(app.name, "mysite.wsgi");
+        assert_eq!(app.name, "app");
         assert_eq!((app.workers, app.concurrency), (3, 4));
         assert_eq!(app.timeout.as_secs(), 5);
         assert_eq!((app.max_requests, app.max_requests_jitter), (100, 10));
@@ -495,24 +548,121 @@ mod tests {
     }
 
     #[test]
-    fn binds_and_names() {
-        assert_eq!(bind_address("0.0.0.0"), "0.0.0.0:8000");
-        assert_eq!(bind_address("[::1]"), "[::1]:8000");
-        assert_eq!(bind_address("[::1]:9000"), "[::1]:9000");
-        assert_eq!(bind_address("unix:/x.sock"), "unix:/x.sock");
-        assert_eq!(app_name("a/b c:app"), "a_b_c");
-        assert_eq!(app_name(":app"), "app");
+    fn binds_and_levels() {
+        let cwd = Path::new("/srv/site");
+        for (bind, address) in [
+            ("0.0.0.0", "0.0.0.0:8000"),
+            ("0.0.0.0:9000", "0.0.0.0:9000"),
+            ("[::1]", "[::1]:8000"),
+            ("[::1]:9000", "[::1]:9000"),
+            ("localhost", "127.0.0.1:8000"),
+            ("localhost:8001", "127.0.0.1:8001"),
+            ("tcp://10.0.0.1:9000", "10.0.0.1:9000"),
+            ("tcp://localhost:9000", "127.0.0.1:9000"),
+            ("tcp://[::]:9000", "[::]:9000"),
+            ("tcp://0.0.0.0", "0.0.0.0:8000"),
+            ("unix:/x.sock", "unix:/x.sock"),
+            ("unix:rel.sock", "unix:/srv/site/rel.sock"),
+            ("unix:run/web.sock", "unix:/srv/site/run/web.sock"),
+            ("unix:///abs.sock", "unix:/abs.sock"),
+            ("fd://3", "fd:3"),
+            ("fd:4", "fd:4"),
+        ] {
+            assert_eq!(bind_address(bind, cwd), address, "{bind}");
+        }
         assert_eq!(log_level("CRITICAL").unwrap(), "error");
         assert!(log_level("loud").is_err());
+    }
+
+    #[test]
+    fn gunicorn_bind_forms_make_valid_listeners() {
+        let config = rendered(&[
+            "a:app",
+            "-b",
+            "localhost:8001",
+            "-b",
+            "tcp://0.0.0.0:8002",
+            "-b",
+            "unix:rel.sock",
+            "-b",
+            "fd://3",
+        ]);
+        let unix = format!("unix:{}", cwd().join("rel.sock").display());
+        assert_eq!(
+            addresses(&config),
+            ["127.0.0.1:8001", "0.0.0.0:8002", unix.as_str(), "fd:3"]
+        );
+    }
+
+    #[test]
+    fn port_in_the_environment_is_the_default_bind() {
+        let env = Env {
+            port: Some("5000".into()),
+            ..Env::default()
+        };
+        let config = rendered_with(&["a:app"], &env);
+        assert_eq!(addresses(&config), ["0.0.0.0:5000"], "Gunicorn's $PORT");
+        let config = rendered_with(&["a:app", "-b", "127.0.0.1:7000"], &env);
+        assert_eq!(
+            addresses(&config),
+            ["127.0.0.1:7000"],
+            "an explicit bind wins"
+        );
+        let config = rendered(&["a:app"]);
+        assert_eq!(addresses(&config), ["127.0.0.1:8000"]);
+    }
+
+    #[test]
+    fn timeout_zero_is_no_timeout() {
+        let config = rendered(&["a:app", "--timeout", "0"]);
+        let timeout = config.apps[0].timeout;
+        assert!(
+            timeout >= std::time::Duration::from_secs(300 * 24 * 3600),
+            "{timeout:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_module_name_keeps_the_worker_sockets_short() {
+        let module = format!("{}.wsgi:application", "m".repeat(200));
+        let config = rendered(&[&module]);
+        let app = &config.apps[0];
+        assert_eq!(app.name, APP_NAME);
+        let socket = config
+            .server
+            .runtime_dir
+            .join(&app.name)
+            .join(format!("w{}.sock", u64::MAX));
+        assert!(socket.as_os_str().len() <= 107, "{}", socket.display());
+        assert!(socket_fits(Path::new("/tmp/gatehouse-serve-4194304")));
+        assert!(!socket_fits(&Path::new("/tmp").join("t".repeat(80))));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_toml() {
+        assert_eq!(quote("a\u{7f}b"), "\"a\\u007fb\"");
+        assert_eq!(quote("a\u{1}\tb"), "\"a\\u0001\\tb\"");
+        let config = rendered(&[
+            "a:app",
+            "-e",
+            "ODD=x\u{7f}\u{1b}y",
+            "--root-path",
+            "/a\u{7f}",
+        ]);
+        assert_eq!(config.apps[0].env["ODD"], "x\u{7f}\u{1b}y");
     }
 
     #[test]
     fn bad_flags_are_usage_errors() {
         let home = Path::new("/tmp/x");
         let cwd = Path::new("/");
-        let run = |line: &[&str], web_concurrency| {
+        let run = |line: &[&str], web_concurrency: Option<&str>| {
             let args = args(line);
-            render(&args.app, &args.options, cwd, home, web_concurrency)
+            let env = Env {
+                web_concurrency: web_concurrency.map(str::to_owned),
+                ..Env::default()
+            };
+            render(&args.app, &args.options, cwd, home, &env)
         };
         let bad = |line: &[&str]| run(line, None).unwrap_err();
         assert!(bad(&["a:app", "--static", "/static/"]).contains("PREFIX=DIR"));

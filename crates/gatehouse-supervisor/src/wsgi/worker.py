@@ -28,12 +28,20 @@ exits with status 4 and its traceback on stderr. `--threads N` > 1 serves N requ
 a pool of N threads started up front (Gunicorn's gthread); one thread serves inline, with no
 thread at all. TERM stops accepting, finishes the requests in flight, and exits 0; INT and QUIT
 exit at once; ABRT (gatehouse's request deadline) dumps every thread's stack (faulthandler).
-An exception in the app is a 500 with its traceback on stderr, and the worker keeps serving.
+An exception in the app is a 500 with its traceback on stderr, and the worker keeps serving; so
+is a status or header gatehouse could not forward (a 1xx status, a CR, LF or other control
+character, a header name that is not a token, a Content-Length that is not a number), rejected by
+start_response with a ValueError. SystemExit (sys.exit() in the app) or any other BaseException
+is logged with its traceback and exits the worker (status 1), whatever thread it is in, and the
+supervisor starts a fresh one. A HEAD response carries the head a GET would (with no
+Content-Length when the app returned no body, rather than a wrong 0), never a body. After TERM,
+each response says `Connection: close`, as the worker closes its connection after it.
 """
 
 import faulthandler
 import io
 import os
+import re
 import selectors
 import signal
 import socket
@@ -48,10 +56,19 @@ RECV_SIZE = 256 * 1024
 # Gunicorn's exit status for an app that cannot be loaded.
 EXIT_APP_LOAD_ERROR = 4
 
-STATUS_500 = (
+# The 500 for an exception before the head left: [HEAD][close]. A HEAD's has the head alone (with
+# the length a GET's body has), so the connection stays in step.
+STATUS_500_HEAD = (
     b"HTTP/1.1 500 Internal Server Error\r\n"
-    b"Content-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n"
+    b"Content-Type: text/plain\r\nContent-Length: 22\r\n"
 )
+STATUS_500_BODY = b"Internal Server Error\n"
+STATUS_500 = {
+    (False, False): STATUS_500_HEAD + b"\r\n" + STATUS_500_BODY,
+    (False, True): STATUS_500_HEAD + b"Connection: close\r\n\r\n" + STATUS_500_BODY,
+    (True, False): STATUS_500_HEAD + b"\r\n",
+    (True, True): STATUS_500_HEAD + b"Connection: close\r\n\r\n",
+}
 STATUS_400 = (
     b"HTTP/1.1 400 Bad Request\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n"
@@ -60,13 +77,26 @@ OPTIONS_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 CLOSE_LINE = "Connection: close\r\n"
 CHUNK_END = b"0\r\n\r\n"
 
+# What gatehouse (and HTTP) accepts from an app, checked in start_response so that a breach is
+# the app's 500 with a traceback, not a 502 without one: a final status (no 1xx: this worker sends
+# no interim responses) with a reason free of control characters (a CR or LF would start headers
+# of its own), token header names, and header values of visible Latin-1, space and tab. Names
+# repeat, so the ones seen valid are remembered; a value that str.isprintable() passes (the common
+# case, and quicker than a regex) is valid, or not Latin-1 and then fails to encode (a 500 too).
+VALID_STATUS = re.compile(r"[2-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]*\Z").match
+VALID_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z").match
+INVALID_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]").search
+VALID_NAMES = {}
+
 
 class BadRequest(Exception):
     """The request cannot be parsed; answered with 400 and the connection closed."""
 
 
 class ClientGone(Exception):
-    """The connection closed while the request body was being read."""
+    """The connection to gatehouse failed (closed or reset) in one of the worker's own socket
+    operations: reading the request body, sending the response. Never raised for the app's own
+    sockets, whose BrokenPipeError or ConnectionResetError is an error of the app (a 500)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,7 +136,10 @@ class SocketInput:
         self._left = left
 
     def _fill(self, want):
-        data = self._sock.recv(min(self._left, max(want, RECV_SIZE)))
+        try:
+            data = self._sock.recv(min(self._left, max(want, RECV_SIZE)))
+        except OSError as error:
+            raise ClientGone("reading the request body: %s" % error) from None
         if not data:
             raise ClientGone("the connection closed in the middle of the request body")
         self._left -= len(data)
@@ -159,7 +192,10 @@ class SocketInput:
         """Reads and drops what the app left unread, so the next request starts in place."""
         self._buf = bytearray()
         while self._left:
-            data = self._sock.recv(min(self._left, RECV_SIZE))
+            try:
+                data = self._sock.recv(min(self._left, RECV_SIZE))
+            except OSError as error:
+                raise ClientGone("reading the request body: %s" % error) from None
             if not data:
                 raise ClientGone("the connection closed in the middle of the request body")
             self._left -= len(data)
@@ -193,12 +229,14 @@ class Exchange:
     """start_response, write() and the response's way out for one request."""
 
     __slots__ = (
-        "sock", "status", "header_block", "head_sent", "is_head", "asked_close", "close", "no_body",
-        "bodiless", "declared", "sent", "chunked", "streaming", "pending", "pending_len",
+        "sock", "server", "status", "header_block", "head_sent", "is_head", "asked_close", "close",
+        "no_body", "bodiless", "declared", "sent", "chunked", "streaming", "pending", "pending_len",
     )
 
-    def __init__(self, sock, close, no_body):
+    def __init__(self, sock, server, close, no_body):
         self.sock = sock
+        # Its `stopping`: a TERM during the request makes this the connection's last response.
+        self.server = server
         self.status = None
         # The app's headers, checked and joined (without framing, which is ours).
         self.header_block = ""
@@ -207,9 +245,9 @@ class Exchange:
         self.asked_close = close
         # The connection ends after this response.
         self.close = close
-        # HEAD (or a 204/304/1xx status): the head as for GET, never a body.
+        # HEAD (or a 204/304 status): the head as for GET, never a body.
         self.no_body = self.is_head = no_body
-        # A 204, 304 or 1xx status: no body and no Content-Length of ours.
+        # A 204 or 304 status: no body and no Content-Length of ours.
         self.bodiless = False
         # The app's Content-Length, or None.
         self.declared = None
@@ -233,8 +271,15 @@ class Exchange:
             )
         if type(status) is not str:
             raise TypeError("the status must be a str, e.g. '200 OK', not %r" % (status,))
-        if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
-            raise ValueError("the status must be a 3-digit code, a space and a reason: %r" % (status,))
+        if not VALID_STATUS(status):
+            if status[:1] == "1" and status[1:3].isdigit():
+                raise ValueError(
+                    "a 1xx status is not a response a WSGI app can send: %r" % (status,)
+                )
+            raise ValueError(
+                "the status must be a 3-digit code (200-999), a space and a reason without"
+                " control characters: %r" % (status,)
+            )
         declared = None
         streaming = False
         close = self.asked_close
@@ -242,14 +287,22 @@ class Exchange:
         for name, value in headers:
             if type(name) is not str or type(value) is not str:
                 raise TypeError("header names and values must be str: %r" % ((name, value),))
-            if "\n" in value or "\r" in value or "\n" in name or ":" in name:
-                raise ValueError("invalid response header %r" % ((name, value),))
+            if name not in VALID_NAMES:
+                if not VALID_NAME(name):
+                    raise ValueError("invalid response header name %r" % ((name, value),))
+                if len(VALID_NAMES) < 4096:
+                    VALID_NAMES[name] = True
+            if not value.isprintable() and INVALID_VALUE(value):
+                raise ValueError("invalid response header value %r" % ((name, value),))
             lower = name.lower()
             if lower == "content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    raise ValueError("invalid Content-Length %r" % (value,)) from None
+                length = value.strip(" \t")
+                if not (length.isdigit() and length.isascii()):
+                    raise ValueError("invalid Content-Length %r" % (value,))
+                length = int(length)
+                if declared is not None and declared != length:
+                    raise ValueError("two different Content-Length headers: %r" % (headers,))
+                declared = length
             elif lower == "content-type":
                 streaming = streaming or value.startswith("text/event-stream")
             elif lower == "x-accel-buffering":
@@ -261,7 +314,7 @@ class Exchange:
                 continue  # and so is the connection
             parts.append("%s: %s\r\n" % (name, value))
         code = status[:3]
-        self.bodiless = code in ("204", "304") or code[0] == "1"
+        self.bodiless = code == "204" or code == "304"
         self.no_body = self.is_head or self.bodiless
         self.status = status
         self.header_block = "".join(parts)
@@ -304,15 +357,15 @@ class Exchange:
             body = pending[0] if len(pending) == 1 else b"".join(pending)
             self.pending = []
             head = self._head(len(body))
+            self.head_sent = True
             if self.no_body or not body:
-                self.sock.sendall(head)
+                self._sendall(head)
             else:
                 body = self._fit(body)
-                self.sock.sendall(head + body)
+                self._sendall(head + body)
                 self.sent = len(body)
-            self.head_sent = True
         elif self.chunked and not self.no_body:
-            self.sock.sendall(CHUNK_END)
+            self._sendall(CHUNK_END)
         if self.declared is not None and self.sent < self.declared and not self.no_body:
             # The app promised more than it gave: only a closed connection tells the proxy.
             self.close = True
@@ -334,11 +387,16 @@ class Exchange:
         count = max(stat.st_size - offset, 0)
         if self.declared is not None:
             count = min(count, self.declared)
-        self.sock.sendall(self._head(count))
+        head = self._head(count)
         self.head_sent = True
+        self._sendall(head)
         if count and not self.no_body:
-            self.sock.sendfile(filelike, offset, count)
-            self.sent = count
+            try:
+                # Fewer bytes than `count` when the file shrank meanwhile: then the connection
+                # closes below, as the head promised more.
+                self.sent = self.sock.sendfile(filelike, offset, count)
+            except OSError as error:
+                raise ClientGone("sendfile: %s" % error) from None
         if self.declared is not None and self.sent < self.declared and not self.no_body:
             self.close = True
         return True
@@ -347,9 +405,15 @@ class Exchange:
         if not self.head_sent:
             head = self._head(None)
             self.head_sent = True
-            self.sock.sendall(head + self._frame(data))
+            self._sendall(head + self._frame(data))
         elif not self.no_body:
-            self.sock.sendall(self._frame(data))
+            self._sendall(self._frame(data))
+
+    def _sendall(self, data):
+        try:
+            self.sock.sendall(data)
+        except OSError as error:
+            raise ClientGone("sending the response: %s" % error) from None
 
     def _frame(self, data):
         if self.no_body:
@@ -372,12 +436,17 @@ class Exchange:
         framing = ""
         if self.declared is None and not self.bodiless:
             if length is not None:
-                framing = "Content-Length: %d\r\n" % length
+                # A HEAD whose app returned no body does not know GET's length: no
+                # Content-Length rather than a wrong 0 (RFC 9110 8.6; Gunicorn does the same).
+                if length or not self.is_head:
+                    framing = "Content-Length: %d\r\n" % length
                 self.declared = length
             elif not self.no_body:
                 self.chunked = True
                 framing = "Transfer-Encoding: chunked\r\n"
-        if self.close:
+        if self.close or self.server.stopping:
+            # The worker closes the connection after this response (asked to, or stopping).
+            self.close = True
             framing += CLOSE_LINE
         return ("HTTP/1.1 %s\r\n%s%s\r\n" % (self.status, self.header_block, framing)).encode(
             "latin-1"
@@ -472,7 +541,7 @@ class Server:
         else:
             environ["wsgi.input"] = body = SocketInput(sock, buf[start:], length - (len(buf) - start))
             rest = b""
-        exchange = Exchange(sock, close or self.stopping, environ["REQUEST_METHOD"] == "HEAD")
+        exchange = Exchange(sock, self, close or self.stopping, environ["REQUEST_METHOD"] == "HEAD")
         self.run(environ, exchange)
         if type(body) is SocketInput:
             body.drain()
@@ -540,6 +609,7 @@ class Server:
         """Calls the app and sends its response; an exception is a 500 (or a cut connection once
         the head is out) with its traceback on stderr."""
         result = None
+        fatal = False
         try:
             result = self.app(environ, exchange.start_response)
             if type(result) is FileWrapper and exchange.send_file(result):
@@ -549,7 +619,8 @@ class Server:
                 for data in result:
                     write(data)
                 exchange.finish()
-        except (ClientGone, BrokenPipeError, ConnectionResetError):
+        except ClientGone:
+            # gatehouse closed the connection (its client left, or the request timed out).
             exchange.close = True
         except Exception:
             print(
@@ -561,10 +632,22 @@ class Server:
             if exchange.head_sent:
                 exchange.close = True
             else:
+                closing = exchange.close or self.stopping
+                exchange.close = closing
                 try:
-                    exchange.sock.sendall(STATUS_500)
+                    exchange.sock.sendall(STATUS_500[exchange.is_head, closing])
                 except OSError:
                     exchange.close = True
+        except BaseException:
+            # SystemExit (sys.exit() in the app), KeyboardInterrupt...: the app means the process
+            # to end. Log it and exit, as Gunicorn does, so the supervisor starts a fresh worker
+            # (in a pool, a thread that ended quietly would leave its connection busy forever).
+            print(
+                "Error handling request %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"]),
+                file=sys.stderr,
+            )
+            traceback.print_exc()
+            fatal = sys.exc_info()[0].__name__
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -574,6 +657,19 @@ class Server:
                     print("Error closing the response of %s" % environ["RAW_URI"], file=sys.stderr)
                     traceback.print_exc()
                     exchange.close = True
+        if fatal:
+            exit_now("the app raised %s" % fatal)
+
+
+def exit_now(reason):
+    """Ends the worker process at once (status 1), whatever thread this is; the supervisor
+    replaces it."""
+    print("gatehouse worker: %s; exiting" % reason, file=sys.stderr)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(1)
 
 
 class Conn:
@@ -702,6 +798,15 @@ class PoolLoop(Loop):
         self.jobs.put(conn)
 
     def work(self):
+        try:
+            self.serve_jobs()
+        except BaseException:
+            # The app's SystemExit exits in Server.run; this is for anything else that would
+            # end the thread and leave its connection busy forever.
+            traceback.print_exc()
+            exit_now("a thread of the pool failed")
+
+    def serve_jobs(self):
         serve = self.server.serve
         while True:
             conn = self.jobs.get()

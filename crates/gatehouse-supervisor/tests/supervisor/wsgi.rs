@@ -1,12 +1,15 @@
 //! The built-in WSGI worker as the supervisor runs it: the app is imported before the worker is
 //! ready, an app that cannot be imported fails with its traceback, TERM finishes the request in
-//! flight, ABRT dumps every thread's stack.
+//! flight (and says `Connection: close` on it), ABRT dumps every thread's stack; and the bytes a
+//! kept-alive connection carries stay in step (HEAD, a HEAD's 500).
 //!
 //! What requests see (PEP 3333 through gatehouse) is in `tests/e2e/wsgi.rs`.
 
 use std::path::PathBuf;
 
-use gatehouse_config::model::{App, Launch};
+use gatehouse_config::model::{App, Endpoint, Launch};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 use crate::harness::{self, eventually, kill, restarts, wait_gone, wait_ready, Logs};
 
@@ -166,6 +169,140 @@ async fn abrt_dumps_the_stack_of_every_thread() {
         "the aborted worker answers nothing"
     );
     assert!(sleep.await.unwrap().is_err());
+    wait_gone(ready[0].pid).await;
+    supervisor.shutdown(false).await;
+}
+
+/// A kept-alive connection to a worker, read response by response.
+struct Raw {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+/// One response as it came: the head's lines (status line first) and the body.
+#[derive(Debug)]
+struct RawResponse {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head[1..].iter().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+impl Raw {
+    async fn open(endpoint: &Endpoint) -> Raw {
+        let Endpoint::Unix(socket) = endpoint else {
+            panic!("the built-in worker listens on a Unix socket: {endpoint}");
+        };
+        Raw {
+            stream: UnixStream::connect(socket).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, path: &str) {
+        let request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        self.stream.write_all(request.as_bytes()).await.unwrap();
+    }
+
+    /// Reads more into `buf`; false at EOF.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(harness::DEADLINE, self.stream.read(&mut chunk))
+            .await
+            .expect("a response within the deadline")
+            .unwrap();
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// The next response (`head_only`: to a HEAD, so no body follows, whatever the head says).
+    async fn response(&mut self, head_only: bool) -> RawResponse {
+        let end = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            assert!(
+                self.fill().await,
+                "EOF before a response head: {:?}",
+                self.buf
+            );
+        };
+        let head: Vec<String> = String::from_utf8_lossy(&self.buf[..end])
+            .split("\r\n")
+            .map(str::to_owned)
+            .collect();
+        self.buf.drain(..end + 4);
+        let mut response = RawResponse {
+            head,
+            body: Vec::new(),
+        };
+        let length: usize = match response.header("content-length") {
+            Some(length) if !head_only => length.parse().unwrap(),
+            _ => 0,
+        };
+        while self.buf.len() < length {
+            assert!(self.fill().await, "EOF in a body: {response:?}");
+        }
+        response.body = self.buf.drain(..length).collect();
+        response
+    }
+
+    /// Nothing more comes: the worker closed the connection, with no stray bytes before.
+    async fn assert_closed(&mut self) {
+        assert!(!self.fill().await, "unexpected bytes: {:?}", self.buf);
+        assert!(self.buf.is_empty(), "stray bytes: {:?}", self.buf);
+    }
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_stays_in_step_and_term_says_close() {
+    let (logs, _capturing) = Logs::capture();
+    let run = harness::runtime_dir();
+    let load = harness::FakeLoad::new();
+    let supervisor = harness::start(wsgi_app("instep", "wsgi_app:raw"), run.path(), &load);
+    let ready = wait_ready(&supervisor, 1).await;
+    let mut conn = Raw::open(&ready[0].endpoint).await;
+
+    // HEAD of an empty body: GET's length is unknown, so no `Content-Length: 0` (RFC 9110 8.6).
+    conn.send("HEAD", "/empty").await;
+    let head = conn.response(true).await;
+    assert_eq!(head.head[0], "HTTP/1.1 200 OK");
+    assert_eq!(head.header("content-length"), None, "{head:?}");
+    // The app's own Content-Length stays, HEAD or not.
+    conn.send("HEAD", "/redirect").await;
+    let head = conn.response(true).await;
+    assert_eq!(head.header("content-length"), Some("0"), "{head:?}");
+    // A HEAD's 500 is a head alone: the next response on the connection is the next request's.
+    conn.send("HEAD", "/error").await;
+    let error = conn.response(true).await;
+    assert_eq!(error.head[0], "HTTP/1.1 500 Internal Server Error");
+    conn.send("GET", "/").await;
+    let hello = conn.response(false).await;
+    assert_eq!(hello.head[0], "HTTP/1.1 200 OK", "{hello:?}");
+    assert_eq!(
+        hello.body,
+        format!("hello from {}\n", ready[0].pid).as_bytes()
+    );
+    assert_eq!(hello.header("connection"), None);
+
+    // TERM while a request is in the app: its response is the connection's last, and says so.
+    conn.send("GET", "/sleep?ms=1500").await;
+    logs.wait_for("the request in the app", |line| {
+        line.contains("sleeping 1500 ms")
+    })
+    .await;
+    kill(ready[0].pid, "TERM");
+    let last = conn.response(false).await;
+    assert_eq!(last.body, b"slept\n");
+    assert_eq!(last.header("connection"), Some("close"), "{last:?}");
+    conn.assert_closed().await;
     wait_gone(ready[0].pid).await;
     supervisor.shutdown(false).await;
 }
