@@ -406,6 +406,29 @@ async fn websocket_echo_through_the_proxy() {
 }
 
 #[tokio::test]
+async fn a_websocket_quiet_past_the_idle_timeout_is_closed() {
+    let upstream = PythonApp::upstream();
+    // `[limits]` after the upstream's keys: a table of its own.
+    let gh = proxy(
+        &[upstream.address()],
+        "\n[limits]\nwebsocket_idle_timeout = \"1s\"\n",
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gh.addr(0)))
+        .await
+        .unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    // Then nothing either way: gatehouse closes both connections.
+    let end = tokio::time::timeout(gatehouse_tests::wait::DEADLINE, ws.next())
+        .await
+        .expect("the quiet tunnel is closed within the deadline");
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{end:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_upgrade_is_not_tunnelled() {
     let upstream = PythonApp::upstream();
     let gh = proxy(&[upstream.address()], "");

@@ -20,6 +20,8 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Nginx's `keepalive_timeout`.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Long enough for apps whose WebSockets never ping, short enough to reclaim half-open ones.
+pub const WEBSOCKET_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub const LISTENER_HTTP2: bool = true;
 

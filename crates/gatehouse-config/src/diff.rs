@@ -277,6 +277,10 @@ impl Changes {
                 old.limits.keepalive_timeout != new.limits.keepalive_timeout,
             ),
             (
+                "limits.websocket_idle_timeout",
+                old.limits.websocket_idle_timeout != new.limits.websocket_idle_timeout,
+            ),
+            (
                 "server.trusted_proxies",
                 old.server.trusted_proxies != new.server.trusted_proxies,
             ),

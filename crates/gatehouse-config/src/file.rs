@@ -70,6 +70,7 @@ pub struct Limits {
     pub max_body_size: Option<Size>,
     pub header_timeout: Option<Duration>,
     pub keepalive_timeout: Option<Duration>,
+    pub websocket_idle_timeout: Option<Duration>,
     pub max_connections: Option<i64>,
 }
 

@@ -88,6 +88,9 @@ pub struct Limits {
     pub max_body_size: u64,
     pub header_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// A WebSocket (any upgraded connection) with no byte either way for this long is closed;
+    /// `None`: never.
+    pub websocket_idle_timeout: Option<Duration>,
     pub max_connections: usize,
 }
 

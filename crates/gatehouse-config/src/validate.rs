@@ -326,6 +326,12 @@ impl Validator<'_> {
                 limits.keepalive_timeout.as_ref(),
                 defaults::KEEPALIVE_TIMEOUT,
             ),
+            websocket_idle_timeout: Some(self.duration(
+                &path.key("websocket_idle_timeout"),
+                limits.websocket_idle_timeout.as_ref(),
+                defaults::WEBSOCKET_IDLE_TIMEOUT,
+            ))
+            .filter(|timeout| !timeout.is_zero()),
             max_connections: self.count(
                 &path.key("max_connections"),
                 limits.max_connections,

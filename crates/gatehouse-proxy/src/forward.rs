@@ -46,6 +46,8 @@ pub struct Context {
     pub request_id: HeaderValue,
     /// Forward this instead of the request's own path and query (`strip_prefix`).
     pub path_and_query: Option<PathAndQuery>,
+    /// `limits.websocket_idle_timeout`: a tunnel quiet this long is closed; `None`: never.
+    pub websocket_idle_timeout: Option<Duration>,
 }
 
 /// Put into the extensions of every response that came from an upstream, for the access log.
@@ -62,6 +64,8 @@ pub(crate) struct Outgoing {
     request: Request<Body>,
     /// The client's side of a WebSocket upgrade; used only if the upstream answers 101.
     client_upgrade: Option<OnUpgrade>,
+    /// For the tunnel, if there is one.
+    idle_timeout: Option<Duration>,
     progress: Arc<deadline::Progress>,
 }
 
@@ -94,6 +98,7 @@ impl Outgoing {
         Ok(Outgoing {
             request: Request::from_parts(parts, body),
             client_upgrade,
+            idle_timeout: context.websocket_idle_timeout,
             progress,
         })
     }
@@ -113,12 +118,14 @@ impl Outgoing {
         let Outgoing {
             request,
             client_upgrade,
+            idle_timeout,
             progress,
         } = self;
         let Some(sender) = lease.sender() else {
             let outgoing = Outgoing {
                 request,
                 client_upgrade,
+                idle_timeout,
                 progress,
             };
             return Sent::NotSent(outgoing, lease);
@@ -135,6 +142,7 @@ impl Outgoing {
                         let outgoing = Outgoing {
                             request,
                             client_upgrade,
+                            idle_timeout,
                             progress,
                         };
                         Sent::NotSent(outgoing, lease)
@@ -148,7 +156,11 @@ impl Outgoing {
             upstream_time: started.elapsed(),
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Sent::Answered(switch(response, client_upgrade, lease, served));
+            let tunnel = Tunnel {
+                client: client_upgrade,
+                idle_timeout,
+            };
+            return Sent::Answered(switch(response, tunnel, lease, served));
         }
         // Dropping `client_upgrade` here is what keeps a refused upgrade from tunnelling.
         drop(client_upgrade);
@@ -163,21 +175,27 @@ impl Outgoing {
     }
 }
 
+/// The client's side of an upgrade, and how long the tunnel may be quiet.
+struct Tunnel {
+    client: Option<OnUpgrade>,
+    idle_timeout: Option<Duration>,
+}
+
 /// The upstream agreed to switch protocols: answer the client with the 101 and join both sides.
 fn switch(
     mut response: Response<Incoming>,
-    client_upgrade: Option<OnUpgrade>,
+    tunnel: Tunnel,
     lease: Lease,
     served: Served,
 ) -> Result<Response<Body>, ProxyError> {
-    let Some(client_upgrade) = client_upgrade else {
+    let Some(client_upgrade) = tunnel.client else {
         return Err(ProxyError::UpstreamProtocol {
             target: served.server,
             reason: "101 Switching Protocols to a request that asked for no upgrade",
         });
     };
     let upstream_upgrade = hyper::upgrade::on(&mut response);
-    tunnel::spawn(client_upgrade, upstream_upgrade, lease);
+    tunnel::spawn(client_upgrade, upstream_upgrade, lease, tunnel.idle_timeout);
     let (mut parts, _empty) = response.into_parts();
     headers::rewrite_response(&mut parts.headers, true);
     parts.extensions.insert(served);

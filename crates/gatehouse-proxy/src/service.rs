@@ -160,6 +160,7 @@ async fn respond<'site>(
         scheme: conn.scheme,
         request_id: request_id.clone(),
         path_and_query: None,
+        websocket_idle_timeout: site.limits.websocket_idle_timeout,
     };
     let response = run_action(site, route, request, context).await;
     (response, Some(route))

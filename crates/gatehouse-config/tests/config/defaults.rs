@@ -70,6 +70,7 @@ fn global_sections() {
     assert_eq!(config.limits.max_body_size, 10 * 1024 * 1024);
     assert_eq!(config.limits.header_timeout, secs(10));
     assert_eq!(config.limits.keepalive_timeout, secs(75));
+    assert_eq!(config.limits.websocket_idle_timeout, Some(secs(3600)));
     assert_eq!(config.limits.max_connections, 10_000);
 
     let listener = &config.listeners[0];

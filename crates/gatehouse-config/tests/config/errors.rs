@@ -102,6 +102,8 @@ fn units_accept_every_documented_form() {
     let config = crate::ok(&text);
     assert_eq!(config.limits.header_timeout.as_secs(), 90);
     assert_eq!(config.limits.keepalive_timeout.as_secs(), 20);
+    let never = crate::ok(&format!("{LISTENER}[limits]\nwebsocket_idle_timeout = 0\n"));
+    assert_eq!(never.limits.websocket_idle_timeout, None, "0 = never");
     assert_eq!(config.limits.max_body_size, 1_000_000_000);
     assert_eq!(config.limits.max_header_bytes, 8192);
     assert_eq!(config.server.graceful_timeout.as_millis(), 500);

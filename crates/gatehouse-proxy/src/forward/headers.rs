@@ -241,6 +241,7 @@ mod tests {
             scheme: "https",
             request_id: HeaderValue::from_static("req-1"),
             path_and_query: None,
+            websocket_idle_timeout: None,
         }
     }
 

@@ -45,6 +45,7 @@ pub(crate) fn context() -> Context {
         scheme: "http",
         request_id: HeaderValue::from_static("test-request-id"),
         path_and_query: None,
+        websocket_idle_timeout: None,
     }
 }
 
