@@ -5,8 +5,12 @@
 //! - `cargo xtask ci`: `cargo fmt --check`, clippy with `-D warnings`, then `test`.
 //! - `cargo xtask bench [--duration 8s] [--connections 64] [--rounds 2]`: gatehouse against Nginx,
 //!   same run, alternating.
+//! - `cargo xtask dist`: a release archive (binary, reference config, examples, deploy/, docs/).
+//! - `cargo xtask certs [--dir DIR] [NAME ...]`: a self-signed certificate for trying TLS locally.
 
 mod bench;
+mod certs;
+mod dist;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +18,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <test [-- CARGO TEST ARGS] | ci | bench [--duration 8s] [--warmup 2s] [--connections 64] [--rounds 2]>";
+const USAGE: &str = "usage: cargo xtask <test [-- CARGO TEST ARGS] | ci | bench [--duration 8s] [--warmup 2s] [--connections 64] [--rounds 2] [--only SUBSTRING] | dist | certs [--dir DIR] [NAME ...]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +27,8 @@ fn main() -> Result<()> {
         Some("test") => test::run(rest),
         Some("ci") => ci(),
         Some("bench") => bench::run(rest),
+        Some("dist") => dist::run(rest),
+        Some("certs") => certs::run(rest),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

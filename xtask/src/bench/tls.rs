@@ -112,19 +112,7 @@ struct Rate {
 /// `dir/tls/cert.pem` + `key.pem`: a self-signed ECDSA P-256 certificate for `bench.test`, the
 /// key type certbot issues by default.
 fn certificate(dir: &Path) -> Result<()> {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls)?;
-    output(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
-            .args(["-subj", "/CN=bench.test", "-addext"])
-            .arg("subjectAltName=DNS:bench.test")
-            .arg("-keyout")
-            .arg(tls.join("key.pem"))
-            .arg("-out")
-            .arg(tls.join("cert.pem")),
-    )?;
+    crate::certs::self_signed(&dir.join("tls"), "bench.test", &[])?;
     Ok(())
 }
 
