@@ -1,8 +1,8 @@
 //! `cargo xtask dist`: a release archive for this machine's architecture,
 //! `<target>/dist/gatehouse-<version>-<arch>-linux.tar.gz` (and its `.sha256`), holding the
-//! release binary and what a deployment reads next to it: the README, `config/reference.toml`, the
-//! examples and the demo, `deploy/` (systemd unit and socket, Containerfile, Kubernetes manifests) and
-//! `docs/`.
+//! release binary and what a deployment reads next to it: the README, `config/reference.toml`,
+//! the examples and the demo, `deploy/` (systemd unit and socket, Containerfile, Kubernetes
+//! manifests) and `docs/`.
 
 use std::path::Path;
 use std::process::Command;
