@@ -123,6 +123,36 @@ async fn term_finishes_the_request_in_flight_then_exits_0_leaving_no_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_past_the_graceful_timeout_stops_the_busy_workers_at_once() {
+    // [server] graceful_timeout 1s; the app's own graceful_timeout (120s) is far past the
+    // harness deadline: once the server's budget is spent, busy workers are not waited for again.
+    let config = one_app(
+        "w",
+        &worker_command(&[]),
+        &format!("{KEYS}\ngraceful_timeout = \"120s\""),
+    )
+    .replace(
+        "watch_config = false",
+        "watch_config = false\ngraceful_timeout = \"1s\"",
+    );
+    let mut gh = Gatehouse::start(&config);
+    wait_ready(&gh, "w", 2).await;
+    let in_flight = spawn_get(&gh, "/sleep?ms=120000");
+    sleeper(&gh, 120_000).await;
+    let workers = descendants(gh.pid());
+
+    gh.terminate();
+    assert_eq!(gh.wait_exit().code(), Some(0), "{}", gh.logs());
+    assert!(
+        gh.logs().contains("stopping the workers now"),
+        "{}",
+        gh.logs()
+    );
+    assert_gone(&workers);
+    in_flight.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int_stops_quickly_leaving_no_worker() {
     let mut gh = start(&[]);
     wait_ready(&gh, "w", 2).await;

@@ -136,8 +136,8 @@ impl Inherited {
 }
 
 /// What LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES say, for the process `own_pid`: the
-/// descriptors passed and their names. Empty when LISTEN_FDS is unset, or when LISTEN_PID names
-/// another process (the variables were inherited, not meant for us).
+/// descriptors passed and their names. Empty when LISTEN_FDS is unset, or when LISTEN_PID is unset
+/// or names another process (the variables were inherited, not meant for us).
 pub fn parse(
     listen_pid: Option<&str>,
     listen_fds: Option<&str>,
@@ -147,14 +147,17 @@ pub fn parse(
     let Some(fds) = listen_fds else {
         return Ok(Vec::new());
     };
-    if let Some(pid) = listen_pid {
-        let pid: u32 = pid
-            .trim()
-            .parse()
-            .with_context(|| format!("LISTEN_PID={pid:?}"))?;
-        if pid != own_pid {
-            return Ok(Vec::new());
-        }
+    // As sd_listen_fds(3): without LISTEN_PID naming this process, the descriptors are not ours
+    // (the variables were inherited), and descriptors 3.. may be anything.
+    let Some(pid) = listen_pid else {
+        return Ok(Vec::new());
+    };
+    let pid: u32 = pid
+        .trim()
+        .parse()
+        .with_context(|| format!("LISTEN_PID={pid:?}"))?;
+    if pid != own_pid {
+        return Ok(Vec::new());
     }
     let count: RawFd = fds
         .trim()
@@ -257,8 +260,10 @@ mod tests {
                 },
             ]
         );
-        let unnamed = parse(None, Some("1"), None, 42).unwrap();
+        let unnamed = parse(Some("42"), Some("1"), None, 42).unwrap();
         assert_eq!(unnamed, vec![Passed { fd: 3, name: None }]);
+        // No LISTEN_PID: not ours, as sd_listen_fds(3) says.
+        assert!(parse(None, Some("1"), None, 42).unwrap().is_empty());
     }
 
     #[test]

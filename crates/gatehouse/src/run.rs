@@ -220,13 +220,18 @@ async fn serve(
             let graceful_timeout = config.server.graceful_timeout;
             tracing::info!(timeout = ?graceful_timeout, "draining: finishing in-flight requests");
             let drained = tokio::time::timeout(graceful_timeout, listeners.drained()).await;
-            if drained.is_err() {
+            // `graceful_timeout` is the whole budget: once it has passed, the workers still busy
+            // with abandoned requests are stopped at once rather than waited for again, so a
+            // stop takes at most graceful_timeout and a few seconds (what service managers'
+            // stop timeouts are set from).
+            let graceful = drained.is_ok();
+            if !graceful {
                 tracing::warn!(
                     open = proxy.open_connections(),
-                    "graceful timeout passed; closing the connections left"
+                    "graceful timeout passed; closing the connections left and stopping the workers now"
                 );
             }
-            apps.shutdown(true).await;
+            apps.shutdown(graceful).await;
             tracing::info!("stopped");
         }
         Stop::Quick => {
