@@ -212,3 +212,88 @@ fn a_config_python_cannot_evaluate_is_an_error_naming_the_file() {
         "{stderr}"
     );
 }
+
+/// Gunicorn's own deployment layout: `try_files $uri @proxy_to_app` keeps the app as the static
+/// route's fallback, `location = /` does not swallow the site, a literal `https://HOST` redirect
+/// becomes the port-80 listener's redirect_https; the config's print() goes to stderr, `WORKERS`
+/// is ignored as Gunicorn ignores it, and 2 x CPUs + 1 becomes "auto".
+#[test]
+fn gunicorns_deployment_layout_becomes_a_config_that_checks() {
+    let sandbox = Sandbox::new();
+    let dir = fixtures().join("gunicorn-docs");
+    sandbox.write(
+        "gunicorn.conf.py",
+        std::fs::read(dir.join("gunicorn.conf.py")).unwrap(),
+    );
+    let public = sandbox.join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    let nginx = std::fs::read_to_string(dir.join("nginx.conf")).unwrap();
+    sandbox.write(
+        "nginx.conf",
+        nginx.replace("PUBLIC", &public.display().to_string()),
+    );
+    let certified = rcgen::generate_simple_self_signed(vec!["example.com".to_owned()]).unwrap();
+    sandbox.write("certs/example.pem", certified.cert.pem());
+    sandbox.write("certs/example.key", certified.signing_key.serialize_pem());
+
+    let output = import(
+        &sandbox,
+        &[
+            "--gunicorn",
+            "gunicorn.conf.py",
+            "--nginx",
+            "nginx.conf",
+            "run:app",
+        ],
+    );
+    let toml = stdout(&output);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("loading gunicorn.conf.py"),
+        "the config's print() goes to stderr"
+    );
+    let root = format!("{}/", public.display());
+    assert_lines(
+        &toml,
+        &[
+            "redirect_https = \"https://example.com\"",
+            "workers = \"auto\"",
+            "user = \"1000\"",
+            "group = \"1000\"",
+            "path = \"/\"",
+            &format!(
+                "static = {{ root = {}, fallback = \"web\" }}",
+                serde_json::to_string(&root).unwrap()
+            ),
+        ],
+    );
+    for comment in [
+        "not translated: exact location = / would match every path",
+        "location = /favicon.ico` (nginx.conf:28): not translated: an exact location serving one file",
+        "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3 (server at nginx.conf:13): not translated: TLSv1, TLSv1.1",
+        "min_version = \"1.2\"",
+    ] {
+        assert!(toml.contains(comment), "{comment} in\n{toml}");
+    }
+    assert!(!toml.contains("workers = 8"), "{toml}");
+    assert!(!toml.contains("No Nginx location proxied"), "{toml}");
+    // The HTTPS server's two names; nothing else became a route.
+    assert_eq!(toml.matches("[[route]]").count(), 2, "{toml}");
+    check(&sandbox, "imported.toml", &toml);
+}
+
+/// What a failing config printed (to stdout or stderr) is in the error.
+#[test]
+fn a_failing_config_shows_what_it_printed() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "gunicorn.conf.py",
+        "import sys\nprint('to stderr')\nsys.exit(3)\n",
+    );
+    let output = import(&sandbox, &["--gunicorn", "gunicorn.conf.py"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("could not be evaluated") && stderr.contains("to stderr"),
+        "{stderr}"
+    );
+}

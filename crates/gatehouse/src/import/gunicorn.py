@@ -4,13 +4,17 @@ Run by `gatehouse import` as `python3 -c <this> CONFIG_FILE`. Gunicorn executes 
 module `__config__` and keeps the top-level names that are Gunicorn settings, ignoring the rest
 (imports, helper variables); so does this script. Gunicorn itself need not be installed.
 
-Output: {"settings": [[name, "value", json] | [name, "python", repr], ...]} on stdout, where
-"python" marks a value JSON cannot hold (a server hook, an object), kept as its repr.
+Output: {"settings": [[name, "value", json] | [name, "python", repr], ...], "cpus": N,
+"cpu_dependent": bool} on stdout, where "python" marks a value JSON cannot hold (a server hook, an
+object), kept as its repr; "cpus" is os.cpu_count() here and "cpu_dependent" says whether the file
+mentions the CPU count (so `workers` may have been computed from it). Whatever the config prints
+goes to stderr: stdout carries only the JSON.
 """
 
 import importlib.machinery
 import importlib.util
 import json
+import os
 import sys
 
 # Gunicorn's setting names (gunicorn.config.KNOWN_SETTINGS, Gunicorn 20 to 27).
@@ -60,17 +64,32 @@ def plain(value):
 
 
 def main():
+    # The config may print (or start programs that do): all of it goes to stderr, and the JSON to
+    # the real stdout, kept aside as its own file descriptor.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     names = load(sys.argv[1])
+    with open(sys.argv[1], "rb") as f:
+        source = f.read()
     settings = []
     for name in sorted(names):
-        if name.lower() not in SETTINGS:
+        # Gunicorn matches setting names exactly: `WORKERS = 8` is not `workers`.
+        if name not in SETTINGS:
             continue
         value = names[name]
         try:
-            settings.append([name.lower(), "value", plain(value)])
+            settings.append([name, "value", plain(value)])
         except TypeError:
-            settings.append([name.lower(), "python", repr(value)])
-    json.dump({"settings": settings}, sys.stdout)
+            settings.append([name, "python", repr(value)])
+    cpu_dependent = any(
+        word in source for word in (b"cpu_count", b"sched_getaffinity", b"process_cpu_count")
+    )
+    json.dump(
+        {"settings": settings, "cpus": os.cpu_count(), "cpu_dependent": cpu_dependent}, out
+    )
+    out.flush()
 
 
 main()

@@ -9,12 +9,12 @@
 mod location;
 mod syntax;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
 
 use super::gunicorn::{split_host_port, Binds};
-use super::render::{Document, Table, Value};
+use super::render::{Document, Entry, Table, Value};
 use syntax::Directive;
 
 /// What the translation needs besides the file.
@@ -37,6 +37,7 @@ pub fn translate(text: &str, cx: &Context, doc: &mut Document) -> Result<()> {
         site: &site,
         doc,
         upstream_names: BTreeMap::new(),
+        referenced: BTreeSet::new(),
         app_used: false,
     }
     .run();
@@ -75,15 +76,15 @@ fn collect<'d>(directives: &'d [Directive], cx: &Context, site: &mut Site<'d>) {
                 | "ssl_protocols",
                 None,
             ) => site.http.push(d),
-            ("include", None) => site.notes.push(note(
-                cx,
-                d,
-                "not followed: run gatehouse import on the included file's server blocks too",
-            )),
+            ("include", None) => site.notes.push(note(cx, d, INCLUDE_NOTE)),
             _ => site.notes.push(note(cx, d, "not translated")),
         }
     }
 }
+
+/// What an `include` gets, wherever it is.
+const INCLUDE_NOTE: &str =
+    "not followed: run gatehouse import on the included file's server blocks too";
 
 /// `nginx: DIRECTIVE (FILE:LINE): what happened`.
 fn note(cx: &Context, d: &Directive, what: &str) -> String {
@@ -96,6 +97,8 @@ struct Translation<'a, 'd> {
     doc: &'a mut Document,
     /// Nginx upstream name (or proxy_pass address) → gatehouse upstream name.
     upstream_names: BTreeMap<String, String>,
+    /// Nginx upstream blocks some proxy_pass named.
+    referenced: BTreeSet<String>,
     app_used: bool,
 }
 
@@ -118,6 +121,7 @@ impl Translation<'_, '_> {
             .collect();
         let addresses = self.listeners(&listens);
         let default = self.default_server(&listens, &addresses);
+        let mut served: Vec<Vec<&str>> = Vec::new();
         for (i, server) in self.site.servers.iter().enumerate() {
             let redirected = self
                 .doc
@@ -133,7 +137,36 @@ impl Translation<'_, '_> {
             if redirected {
                 continue;
             }
+            let mut on: Vec<&str> = listens[i].iter().map(|l| l.address.as_str()).collect();
+            on.sort_unstable();
+            on.dedup();
+            served.push(on);
             location::server_routes(&mut self, server, Some(i) == default);
+        }
+        if served.windows(2).any(|w| w[0] != w[1]) {
+            let mut all: Vec<&str> = served.iter().flatten().copied().collect();
+            all.sort_unstable();
+            all.dedup();
+            let comment = format!(
+                "Nginx servers on different listeners ({}) are merged here: gatehouse routes are \
+                 not tied to\n\
+                 listeners, so every listener serves every route below.",
+                all.join(", ")
+            );
+            match self.doc.routes.first_mut() {
+                Some(route) => route.entries.insert(0, Entry::Comment(comment)),
+                None => self.doc.trailer.push(comment),
+            }
+        }
+        for block in &self.site.upstreams {
+            let name = block.args.first().map(String::as_str).unwrap_or_default();
+            if !self.referenced.contains(name) {
+                self.doc.trailer.push(note(
+                    self.cx,
+                    block,
+                    "not translated: no proxy_pass uses this upstream",
+                ));
+            }
         }
         if !self.app_used {
             self.doc.trailer.push(format!(
@@ -259,7 +292,9 @@ impl Translation<'_, '_> {
     fn tls(&mut self, servers: &[usize], table: &mut Table) {
         let mut certificates = Vec::new();
         let mut hsts = None;
-        let mut min_version = None;
+        // The lowest TLS version any server on the listener accepts: 2 (1.2) or 3 (1.3).
+        let mut min_version: Option<u8> = None;
+        let mut comments = Vec::new();
         for i in servers {
             let server = self.site.servers[*i];
             let cert = self.inherited(server, "ssl_certificate");
@@ -269,6 +304,13 @@ impl Translation<'_, '_> {
                     ("cert".to_owned(), Value::str(cert)),
                     ("key".to_owned(), Value::str(key)),
                 ]));
+            } else {
+                comments.push(note(
+                    self.cx,
+                    server,
+                    "listens with ssl but has no ssl_certificate and ssl_certificate_key: add its \
+                     { cert, key } to certificates below",
+                ));
             }
             for d in children(server) {
                 if d.name == "add_header"
@@ -279,17 +321,41 @@ impl Translation<'_, '_> {
                     hsts = d.args.get(1).cloned();
                 }
             }
-            if let Some(protocols) = self.inherited_args(server, "ssl_protocols") {
-                if !protocols.iter().any(|p| p == "TLSv1.2")
-                    && protocols.iter().any(|p| p == "TLSv1.3")
-                {
-                    min_version = Some("1.3");
-                }
+            let protocols = self
+                .inherited_args(server, "ssl_protocols")
+                .unwrap_or_default();
+            let lowest = if protocols.iter().any(|p| p == "TLSv1.2") {
+                Some(2)
+            } else if protocols.iter().any(|p| p == "TLSv1.3") {
+                Some(3)
+            } else {
+                None
+            };
+            if let Some(lowest) = lowest {
+                min_version = Some(min_version.map_or(lowest, |v: u8| v.min(lowest)));
+            }
+            let old: Vec<&str> = protocols
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !matches!(*p, "TLSv1.2" | "TLSv1.3"))
+                .collect();
+            if !old.is_empty() {
+                comments.push(format!(
+                    "ssl_protocols {} (server at {}:{}): not translated: {}; gatehouse accepts \
+                     TLS 1.2 and 1.3 only.",
+                    protocols.join(" "),
+                    self.cx.file,
+                    server.line,
+                    old.join(", ")
+                ));
             }
         }
         let mut tls = vec![("certificates".to_owned(), Value::Array(certificates))];
         if let Some(version) = min_version {
-            tls.push(("min_version".to_owned(), Value::str(version)));
+            tls.push((
+                "min_version".to_owned(),
+                Value::str(if version == 2 { "1.2" } else { "1.3" }),
+            ));
         }
         if let Some(hsts) = hsts {
             tls.push(("hsts".to_owned(), Value::Str(hsts)));
@@ -297,11 +363,14 @@ impl Translation<'_, '_> {
         table.comment(
             "From ssl_certificate / ssl_certificate_key (SNI picks by the certificates' names).",
         );
+        for comment in comments {
+            table.comment(comment);
+        }
         table.key("tls", Value::Inline(tls));
     }
 
-    /// `Some("https://{host}[:port]")` when every server on a plain listener is only a
-    /// `return 301 https://$host$request_uri`.
+    /// `Some("https://{host}[:port]")` (or a literal host) when every server on a plain listener
+    /// is only a `return 301 https://$host$request_uri` (or `https://HOST$request_uri`).
     fn https_redirect(&self, servers: &[usize]) -> Option<String> {
         let mut target = None;
         for i in servers {
@@ -316,13 +385,7 @@ impl Translation<'_, '_> {
             if !only || !matches!(ret.args.first().map(String::as_str), Some("301" | "308")) {
                 return None;
             }
-            let url = ret.args.get(1)?;
-            let rest = url.strip_prefix("https://")?;
-            let after = rest
-                .strip_prefix("$host")
-                .or_else(|| rest.strip_prefix("$server_name"))?;
-            let port = after.strip_suffix("$request_uri")?;
-            let this = format!("https://{{host}}{port}");
+            let this = redirect_target(ret.args.get(1)?)?;
             if target.as_ref().is_some_and(|t| t != &this) {
                 return None;
             }
@@ -357,6 +420,31 @@ impl Translation<'_, '_> {
             .map(|d| d.args.clone())
     }
 
+    /// Comments on an upstream block's directives other than `server`.
+    fn block_notes(&self, block: &Directive) -> Vec<String> {
+        children(block)
+            .filter(|d| d.name != "server")
+            .map(|d| {
+                let what = match d.name.as_str() {
+                    "keepalive" | "keepalive_timeout" | "keepalive_requests" => {
+                        "gatehouse keeps its own pool of idle connections to each server (and \
+                         one socket per app worker)"
+                    }
+                    "least_conn" => {
+                        "gatehouse already sends each request to the server (or app worker) with \
+                         the fewest outstanding"
+                    }
+                    "ip_hash" | "hash" | "sticky" => {
+                        "not translated: gatehouse has no sticky balancing; requests go to the \
+                         least loaded server"
+                    }
+                    _ => "not translated",
+                };
+                note(self.cx, d, what)
+            })
+            .collect()
+    }
+
     /// The gatehouse upstream for an Nginx upstream block or a proxy_pass address, created on
     /// first use; `None` when it is Gunicorn (the app).
     fn upstream(&mut self, target: &str) -> Option<String> {
@@ -366,6 +454,11 @@ impl Translation<'_, '_> {
             .iter()
             .find(|u| u.args.first().map(String::as_str) == Some(target))
             .copied();
+        // The block's own directives are noted once, where it went (the app or an upstream).
+        let block_notes = match block {
+            Some(block) if self.referenced.insert(target.to_owned()) => self.block_notes(block),
+            _ => Vec::new(),
+        };
         let servers: Vec<(String, Vec<String>, usize)> = match block {
             Some(block) => children(block)
                 .filter(|d| d.name == "server")
@@ -383,6 +476,10 @@ impl Translation<'_, '_> {
             });
         if is_app {
             self.app_used = true;
+            match self.doc.apps.first_mut() {
+                Some(app) => block_notes.into_iter().for_each(|n| app.comment(n)),
+                None => self.doc.trailer.extend(block_notes),
+            }
             return None;
         }
         if let Some(name) = self.upstream_names.get(target) {
@@ -403,14 +500,27 @@ impl Translation<'_, '_> {
             name.push_str("-upstream");
         }
         let mut table = Table::default();
+        for note in block_notes {
+            table.comment(note);
+        }
         table.key("name", Value::str(&name));
         let mut addresses = Vec::new();
         for (server, params, line) in &servers {
             addresses.push(Value::Str(upstream_server(server)));
             for param in params {
+                let what = if param == "backup" {
+                    "not translated: gatehouse has no backup servers, so this one takes its share \
+                     of requests like the others"
+                } else if param == "down" {
+                    "not translated: this server is in the rotation here; remove it while it is down"
+                } else if param.starts_with("weight=") {
+                    "not translated: gatehouse sends each request to the server with the fewest \
+                     outstanding, without weights"
+                } else {
+                    "not translated (health = { ... } takes servers out of the rotation)"
+                };
                 table.comment(format!(
-                    "nginx `server {server} {param}` ({}:{line}): {param:?} not translated \
-                     (health = {{ ... }} takes servers out of the rotation)",
+                    "nginx `server {server} {param}` ({}:{line}): {what}",
                     self.cx.file
                 ));
             }
@@ -420,6 +530,25 @@ impl Translation<'_, '_> {
         self.upstream_names.insert(target.to_owned(), name.clone());
         Some(name)
     }
+}
+
+/// `https://$host[:port]$request_uri` → `https://{host}[:port]`; `https://HOST[:port]$request_uri`
+/// → itself without `$request_uri`; else `None`.
+fn redirect_target(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let after = rest.strip_suffix("$request_uri")?;
+    if let Some(port) = after
+        .strip_prefix("$host")
+        .or_else(|| after.strip_prefix("$server_name"))
+    {
+        return (port.is_empty() || port.starts_with(':') && !port.contains('$'))
+            .then(|| format!("https://{{host}}{port}"));
+    }
+    let literal = !after.is_empty()
+        && after
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    literal.then(|| format!("https://{after}"))
 }
 
 /// The directives in a block.

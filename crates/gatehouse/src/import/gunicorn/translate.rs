@@ -36,7 +36,7 @@ const DEFAULT_WORKER_CONNECTIONS: i64 = 1000;
 
 /// Fills `doc` from `settings`; returns the bind addresses.
 pub fn translate(settings: &Settings, cx: &Context, doc: &mut Document) -> Binds {
-    let mut rest = settings.0.clone();
+    let mut rest = settings.values.clone();
     let mut app = Table::default();
     app.key("name", Value::str(APP_NAME));
 
@@ -71,12 +71,23 @@ pub fn translate(settings: &Settings, cx: &Context, doc: &mut Document) -> Binds
         env(&value, &mut app);
     }
     if let Some(n) = int(&mut rest, "workers") {
-        app.key("workers", Value::Int(n.max(1)));
+        workers(n.max(1), settings, &mut app);
     }
     app.key("concurrency", Value::Int(concurrency(settings)));
     rest.remove("worker_connections");
     rest.remove("threads");
+    let class = worker_class(&rest);
     rest.remove("worker_class");
+    if is_async(&class) {
+        app.comment(format!(
+            "worker_class = {class:?}: Gunicorn's timeout only restarted a worker that stopped\n\
+             answering its arbiter; gatehouse's `timeout` is a deadline for each request (its \
+             response head,\n\
+             and the whole body when the response is buffered). Streamed responses and WebSockets \
+             (after\n\
+             the 101) are not cut by it; [limits] websocket_idle_timeout closes quiet WebSockets."
+        ));
+    }
 
     if let Some(secs) = seconds(&mut rest, "timeout") {
         if secs > 0.0 {
@@ -92,11 +103,19 @@ pub fn translate(settings: &Settings, cx: &Context, doc: &mut Document) -> Binds
         doc.server.key("graceful_timeout", duration(secs));
     }
     recycling(&mut rest, &mut app);
-    if let Some(Setting::Value(serde_json::Value::String(user))) = rest.remove("user") {
-        app.key("user", Value::Str(user));
-    }
-    if let Some(Setting::Value(serde_json::Value::String(group))) = rest.remove("group") {
-        app.key("group", Value::Str(group));
+    for name in ["user", "group"] {
+        // A name or a numeric id; gatehouse takes either as a string.
+        match rest.remove(name) {
+            Some(Setting::Value(serde_json::Value::String(id))) => app.key(name, Value::Str(id)),
+            Some(Setting::Value(serde_json::Value::Number(id))) if id.as_u64().is_some() => {
+                app.key(name, Value::Str(id.to_string()))
+            }
+            Some(Setting::Value(serde_json::Value::Null)) | None => {}
+            Some(setting) => app.comment(format!(
+                "not translated: {name} = {} (gatehouse takes a name or a numeric id)",
+                setting.python()
+            )),
+        }
     }
     if let Some(setting) = rest.remove("preload_app") {
         app.comment(format!(
@@ -173,12 +192,51 @@ fn command(
             false
         }
     };
-    if class != "sync" && !is_async(&class) && class != "gthread" {
+    if is_async(&class) && !KNOWN_ASYNC.contains(&class.as_str()) {
         app.comment(format!(
-            "worker_class = {class:?}: concurrency assumes an async worker class."
+            "worker_class = {class:?} is not one of Gunicorn's own: concurrency assumes an async \
+             worker class\n\
+             (worker_connections requests at once per worker); lower it if one worker serves fewer."
         ));
     }
     (argv, known)
+}
+
+/// Gunicorn's own async worker classes, short and dotted names.
+const KNOWN_ASYNC: &[&str] = &[
+    "eventlet",
+    "gevent",
+    "gevent_wsgi",
+    "gevent_pywsgi",
+    "tornado",
+    "gunicorn.workers.geventlet.EventletWorker",
+    "gunicorn.workers.ggevent.GeventWorker",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+    "gunicorn.workers.gtornado.TornadoWorker",
+];
+
+/// `[[app]] workers`: "auto" when the config computed Gunicorn's rule (2 x CPUs + 1) on this
+/// machine, else the number, with a comment when it came from this machine's CPU count.
+fn workers(n: i64, settings: &Settings, app: &mut Table) {
+    match settings.cpus.filter(|_| settings.cpu_dependent) {
+        Some(cpus) if n == 2 * cpus + 1 => {
+            app.comment(format!(
+                "workers = {n} was computed from the CPU count when imported (2 x {cpus} CPUs + 1): \
+                 \"auto\" is\n\
+                 the same rule, computed by gatehouse on the machine it runs on."
+            ));
+            app.key("workers", Value::str("auto"));
+        }
+        Some(cpus) => {
+            app.comment(format!(
+                "workers = {n} was computed when imported, on a machine with {cpus} CPUs; the config \
+                 reads\n\
+                 the CPU count, so check it for the machine gatehouse runs on (\"auto\" = 2 x CPUs + 1)."
+            ));
+            app.key("workers", Value::Int(n));
+        }
+        None => app.key("workers", Value::Int(n)),
+    }
 }
 
 /// Gunicorn's worker class, short names kept as Gunicorn spells them.
@@ -202,7 +260,7 @@ fn is_async(class: &str) -> bool {
 /// Requests one worker serves at once: 1 for sync, `threads` for threaded workers (Gunicorn
 /// switches sync to gthread when threads > 1), `worker_connections` for async ones.
 fn concurrency(settings: &Settings) -> i64 {
-    let mut copy = settings.0.clone();
+    let mut copy = settings.values.clone();
     let class = worker_class(&copy);
     let threads = int(&mut copy, "threads").unwrap_or(1).max(1);
     if is_async(&class) {
@@ -499,12 +557,14 @@ mod tests {
     use serde_json::json;
 
     fn settings(pairs: &[(&str, serde_json::Value)]) -> Settings {
-        Settings(
-            pairs
+        Settings {
+            values: pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), Setting::Value(v.clone())))
                 .collect(),
-        )
+            cpus: Some(4),
+            cpu_dependent: false,
+        }
     }
 
     fn run(s: &Settings, nginx: bool) -> String {
@@ -556,7 +616,7 @@ mod tests {
     #[test]
     fn threads_set_concurrency_and_hooks_are_noted() {
         let mut s = settings(&[("threads", json!(4)), ("timeout", json!(0.5))]);
-        s.0.insert(
+        s.values.insert(
             "post_fork".into(),
             Setting::Python("<function post_fork>".into()),
         );
@@ -582,5 +642,78 @@ mod tests {
         assert_eq!(listen_address("[::1]:9000").0, "[::1]:9000");
         assert_eq!(listen_address("10.0.0.1").0, "10.0.0.1:8000");
         assert!(listen_address("example.com:80").1.is_some());
+    }
+
+    #[test]
+    fn workers_computed_by_gunicorns_rule_become_auto() {
+        let mut s = settings(&[("workers", json!(9))]);
+        s.cpu_dependent = true;
+        let out = run(&s, true);
+        assert!(out.contains("workers = \"auto\""), "{out}");
+        assert!(out.contains("(2 x 4 CPUs + 1)"), "{out}");
+
+        let mut s = settings(&[("workers", json!(4))]);
+        s.cpu_dependent = true;
+        let out = run(&s, true);
+        assert!(out.contains("workers = 4\n"), "{out}");
+        assert!(out.contains("computed when imported"), "{out}");
+
+        // A literal that happens to equal the rule stays a number.
+        let out = run(&settings(&[("workers", json!(9))]), true);
+        assert!(out.contains("workers = 9\n"), "{out}");
+        assert!(!out.contains("computed"), "{out}");
+    }
+
+    #[test]
+    fn numeric_user_and_group_become_strings() {
+        let out = run(
+            &settings(&[("user", json!(1000)), ("group", json!(33))]),
+            true,
+        );
+        assert!(out.contains("user = \"1000\"\ngroup = \"33\""), "{out}");
+        let out = run(
+            &settings(&[("user", json!("www-data")), ("group", json!(-1))]),
+            true,
+        );
+        assert!(out.contains("user = \"www-data\""), "{out}");
+        assert!(out.contains("# not translated: group = -1"), "{out}");
+    }
+
+    #[test]
+    fn unknown_worker_classes_get_the_concurrency_comment() {
+        let out = run(
+            &settings(&[("worker_class", json!("uvicorn.workers.UvicornWorker"))]),
+            true,
+        );
+        assert!(
+            out.contains("worker_class = \"uvicorn.workers.UvicornWorker\" is not one of Gunicorn's own: concurrency assumes an async worker class"),
+            "{out}"
+        );
+        assert!(out.contains("concurrency = 1000"), "{out}");
+        for known in [
+            "gevent",
+            "sync",
+            "gthread",
+            "gunicorn.workers.sync.SyncWorker",
+            "gunicorn.workers.ggevent.GeventWorker",
+        ] {
+            let out = run(&settings(&[("worker_class", json!(known))]), true);
+            assert!(!out.contains("not one of Gunicorn's own"), "{known}: {out}");
+        }
+    }
+
+    #[test]
+    fn async_worker_classes_explain_the_request_deadline() {
+        let out = run(
+            &settings(&[("worker_class", json!("gevent")), ("timeout", json!(30))]),
+            true,
+        );
+        assert!(
+            out.contains("gatehouse's `timeout` is a deadline for each request"),
+            "{out}"
+        );
+        assert!(out.contains("websocket_idle_timeout"), "{out}");
+        let out = run(&settings(&[("timeout", json!(30))]), true);
+        assert!(!out.contains("deadline for each request"), "{out}");
     }
 }

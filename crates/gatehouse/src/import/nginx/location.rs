@@ -3,7 +3,7 @@
 //! each of its names, or written once without a host for the default server.
 
 use super::syntax::Directive;
-use super::{children, note, Translation};
+use super::{children, note, Translation, INCLUDE_NOTE};
 use crate::import::render::{Entry, Table, Value};
 
 /// A route before its host is known: `path`, then the action and comments.
@@ -47,6 +47,14 @@ pub(super) fn server_routes(t: &mut Translation, server: &Directive, default: bo
         .find(|d| d.name == "root")
         .and_then(|d| d.args.first().cloned());
     let first_name = names.first().map(|n| (*n).to_owned());
+    // Named locations that a `try_files ... @name` uses: translated as that route's fallback.
+    let fallbacks: Vec<&str> = children(server)
+        .filter(|d| d.name == "location")
+        .flat_map(children)
+        .filter(|d| d.name == "try_files")
+        .filter_map(|d| d.args.last().map(String::as_str))
+        .filter(|last| last.starts_with('@'))
+        .collect();
     let mut routes = Vec::new();
     let mut notes = Vec::new();
     if let Some(ret) = children(server).find(|d| d.name == "return") {
@@ -64,10 +72,19 @@ pub(super) fn server_routes(t: &mut Translation, server: &Directive, default: bo
     } else {
         for d in children(server) {
             match d.name.as_str() {
-                "location" => match location(t, d, root.as_deref(), first_name.as_deref()) {
-                    Ok(route) => routes.push(route),
-                    Err(why) => notes.push(note(t.cx, d, &why)),
-                },
+                "location" if d.args.len() == 1 && fallbacks.contains(&d.args[0].as_str()) => {}
+                "location" => {
+                    let site = ServerSide {
+                        server,
+                        root: root.as_deref(),
+                        name: first_name.as_deref(),
+                    };
+                    match location(t, d, &site) {
+                        Ok(route) => routes.push(route),
+                        Err(why) => notes.push(note(t.cx, d, &why)),
+                    }
+                }
+                "include" => notes.push(note(t.cx, d, INCLUDE_NOTE)),
                 "listen"
                 | "server_name"
                 | "root"
@@ -134,21 +151,33 @@ fn host_patterns(name: &str) -> Option<Vec<String>> {
     Some(vec![name.to_ascii_lowercase()])
 }
 
+/// What a location inherits from its server.
+struct ServerSide<'s> {
+    server: &'s Directive,
+    root: Option<&'s str>,
+    name: Option<&'s str>,
+}
+
 /// One location as a route, or why it cannot be one.
-fn location(
-    t: &mut Translation,
-    d: &Directive,
-    server_root: Option<&str>,
-    server_name: Option<&str>,
-) -> Result<Route, String> {
+fn location(t: &mut Translation, d: &Directive, site: &ServerSide) -> Result<Route, String> {
+    let server_root = site.root;
+    let server_name = site.name;
     let (modifier, path) = match d.args.as_slice() {
         [path] => ("", path.as_str()),
         [modifier, path] => (modifier.as_str(), path.as_str()),
         _ => return Err("not translated: unexpected arguments".to_owned()),
     };
     let mut entries = Vec::new();
+    let exact = modifier == "=";
     match modifier {
         "" | "^~" => {}
+        "=" if path == "/" => {
+            return Err(
+                "not translated: exact location = / would match every path (gatehouse routes are \
+                 path prefixes)"
+                    .to_owned(),
+            )
+        }
         "=" => entries.push(Entry::Comment(
             "Nginx matched this path exactly; gatehouse matches it as a prefix (on a segment boundary)."
                 .to_owned(),
@@ -163,6 +192,7 @@ fn location(
     let mut root: Option<String> = None;
     let mut timeouts: Vec<(&str, u64)> = Vec::new();
     let mut strip = false;
+    let mut try_files: Option<&Directive> = None;
     for inner in children(d) {
         let args = &inner.args;
         match (inner.name.as_str(), args.first().map(String::as_str)) {
@@ -212,6 +242,7 @@ fn location(
                     None => entries.push(Entry::Comment(note(t.cx, inner, "not translated"))),
                 }
             }
+            ("try_files", Some(_)) => try_files = Some(inner),
             ("client_max_body_size", _) => entries.push(Entry::Comment(note(
                 t.cx,
                 inner,
@@ -224,10 +255,39 @@ fn location(
         if let Some(dir) =
             root.or_else(|| server_root.map(|r| format!("{}{path}", r.trim_end_matches('/'))))
         {
+            if exact {
+                return Err(format!(
+                    "not translated: an exact location serving one file ({dir}); gatehouse's \
+                     static roots are directories: serve it from a static route for its \
+                     directory or from the app"
+                ));
+            }
             let mut table = vec![("root".to_owned(), Value::Str(dir))];
             table.append(&mut files);
+            if let Some(inner) = try_files.take() {
+                match fallback(t, inner, site.server, path) {
+                    Ok(Some((name, mut notes))) => {
+                        table.push(("fallback".to_owned(), Value::Str(name)));
+                        entries.append(&mut notes);
+                    }
+                    Ok(None) => {}
+                    Err(why) => entries.push(Entry::Comment(note(t.cx, inner, &why))),
+                }
+            }
             action = Some(("static".to_owned(), Value::Inline(table)));
+        } else if let Some(inner) = try_files.take() {
+            return Err(format!(
+                "not translated: `{}` without a root (Nginx's default root has no equivalent)",
+                inner.text()
+            ));
         }
+    }
+    if let Some(inner) = try_files {
+        entries.push(Entry::Comment(note(
+            t.cx,
+            inner,
+            "not translated: try_files only becomes a static route's fallback",
+        )));
     }
     for (key, _) in &files {
         entries.push(Entry::Comment(format!(
@@ -266,6 +326,66 @@ fn location(
         path: path.to_owned(),
         entries: keys,
     })
+}
+
+/// `try_files $uri [$uri/] @name|=404` → the app or upstream that `location @name` proxies to
+/// (gatehouse's static `fallback`, with comments on the named location's other directives), or
+/// `None` for `=404` (a static route's own answer); else why not.
+fn fallback(
+    t: &mut Translation,
+    d: &Directive,
+    server: &Directive,
+    path: &str,
+) -> Result<Option<(String, Vec<Entry>)>, String> {
+    let Some((last, tried)) = d.args.split_last() else {
+        return Err("not translated".to_owned());
+    };
+    if let Some(other) = tried
+        .iter()
+        .find(|a| !matches!(a.as_str(), "$uri" | "$uri/"))
+    {
+        return Err(format!(
+            "not translated: gatehouse's static route tries the file and the directory's index \
+             only ($uri, $uri/), not {other}"
+        ));
+    }
+    if last == "=404" {
+        return Ok(None);
+    }
+    if !last.starts_with('@') {
+        return Err(format!(
+            "not translated: the fallback {last} (only a named location that proxies, or =404)"
+        ));
+    }
+    let Some(named) =
+        children(server).find(|l| l.name == "location" && l.args.len() == 1 && &l.args[0] == last)
+    else {
+        return Err(format!("not translated: no location {last} in this server"));
+    };
+    let Some(url) = children(named)
+        .find(|i| i.name == "proxy_pass")
+        .and_then(|i| i.args.first())
+    else {
+        return Err(format!(
+            "not translated: location {last} does not proxy_pass to the app or an upstream"
+        ));
+    };
+    match proxy(t, url, path) {
+        Ok((_, Value::Str(name), false)) => {
+            let mut notes = vec![Entry::Comment(format!(
+                "{}: fallback = {name:?} answers when no file exists, as `location {last}` did.",
+                d.text()
+            ))];
+            for inner in children(named).filter(|i| i.name != "proxy_pass") {
+                notes.push(Entry::Comment(other(t, inner)));
+            }
+            Ok(Some((name, notes)))
+        }
+        Ok(_) => Err(format!(
+            "not translated: location {last} changes the path it proxies"
+        )),
+        Err(why) => Err(format!("location {last}: {why}")),
+    }
 }
 
 /// `proxy_pass URL` → (`app` | `upstream`, name, strip_prefix).
@@ -361,6 +481,7 @@ fn other(t: &Translation, d: &Directive) -> String {
         ("access_log" | "error_log", _) => "not translated: gatehouse has one access log ([log] access_log)",
         ("gzip", _) => "not translated: gatehouse does not compress; it serves precompressed files (precompressed = true)",
         ("location", _) => "not translated: nested location",
+        ("include", _) => INCLUDE_NOTE,
         _ => "not translated",
     };
     note(t.cx, d, what)
