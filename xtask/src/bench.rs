@@ -97,6 +97,13 @@ struct Options {
     only: Option<String>,
 }
 
+impl Options {
+    /// Whether `--only` lets the scenario called `name` run.
+    fn selects(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| name.contains(only))
+    }
+}
+
 /// What wrk reported for one server on one scenario, plus its CPU.
 struct Measurement {
     requests_per_sec: f64,
@@ -111,12 +118,7 @@ pub fn run(args: &[String]) -> Result<()> {
     ensure_tools(&[("/usr/sbin/nginx", "nginx-light"), ("wrk", "wrk")])?;
     let scenarios: Vec<&Scenario> = SCENARIOS
         .iter()
-        .filter(|s| {
-            options
-                .only
-                .as_deref()
-                .is_none_or(|only| s.name.contains(only))
-        })
+        .filter(|s| options.selects(s.name))
         .collect();
     if scenarios.is_empty() && !tls::selected(&options) && !wsgi::selected(&options) {
         bail!("no scenario name contains {:?}", options.only);

@@ -38,12 +38,7 @@ fn scenarios(options: &Options) -> Vec<&'static str> {
     SCENARIOS
         .iter()
         .copied()
-        .filter(|name| {
-            options
-                .only
-                .as_deref()
-                .is_none_or(|only| name.contains(only))
-        })
+        .filter(|name| options.selects(name))
         .collect()
 }
 

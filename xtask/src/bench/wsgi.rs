@@ -45,12 +45,7 @@ pub(super) fn selected(options: &Options) -> bool {
 fn scenarios(options: &Options) -> Vec<&'static Scenario> {
     SCENARIOS
         .iter()
-        .filter(|s| {
-            options
-                .only
-                .as_deref()
-                .is_none_or(|only| s.name.contains(only))
-        })
+        .filter(|s| options.selects(s.name))
         .collect()
 }
 

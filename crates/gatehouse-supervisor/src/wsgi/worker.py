@@ -623,12 +623,7 @@ class Server:
             # gatehouse closed the connection (its client left, or the request timed out).
             exchange.close = True
         except Exception:
-            print(
-                "Error handling request %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"]),
-                file=sys.stderr,
-            )
-            traceback.print_exc()
-            sys.stderr.flush()
+            log_error(environ)
             if exchange.head_sent:
                 exchange.close = True
             else:
@@ -642,11 +637,7 @@ class Server:
             # SystemExit (sys.exit() in the app), KeyboardInterrupt...: the app means the process
             # to end. Log it and exit, as Gunicorn does, so the supervisor starts a fresh worker
             # (in a pool, a thread that ended quietly would leave its connection busy forever).
-            print(
-                "Error handling request %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"]),
-                file=sys.stderr,
-            )
-            traceback.print_exc()
+            log_error(environ)
             fatal = sys.exc_info()[0].__name__
         finally:
             close = getattr(result, "close", None)
@@ -659,6 +650,16 @@ class Server:
                     exchange.close = True
         if fatal:
             exit_now("the app raised %s" % fatal)
+
+
+def log_error(environ):
+    """The exception being handled, with its request, as Gunicorn logs it."""
+    print(
+        "Error handling request %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"]),
+        file=sys.stderr,
+    )
+    traceback.print_exc()
+    sys.stderr.flush()
 
 
 def exit_now(reason):
