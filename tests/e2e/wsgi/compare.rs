@@ -71,7 +71,7 @@ async fn send(client: &reqwest::Client, gh: &Gatehouse, probe: &Probe) -> Seen {
         .filter(|(name, _)| !IGNORED.contains(&name.as_str()))
         .map(|(name, value)| {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            (name.as_str().to_owned(), value)
+            (name.as_str().to_owned(), without_expiry_date(&value))
         })
         .collect();
     // The order of different fields means nothing (RFC 9110 5.3); that of one field's values
@@ -83,6 +83,22 @@ async fn send(client: &reqwest::Client, gh: &Gatehouse, probe: &Probe) -> Seen {
         headers,
         body,
     }
+}
+
+/// A Set-Cookie with `Max-Age` carries an `Expires` computed from the clock when it was answered:
+/// the two servers' answers may straddle a second. The date is replaced; `Max-Age` is compared.
+fn without_expiry_date(value: &str) -> String {
+    value
+        .split("; ")
+        .map(|attribute| {
+            if attribute.to_ascii_lowercase().starts_with("expires=") {
+                "Expires=<date>"
+            } else {
+                attribute
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A multipart/form-data body with one file and one field.
