@@ -231,24 +231,24 @@ impl AppPool {
 
     /// Requests started on `worker` (for `max_requests`).
     pub fn served(&self, worker: WorkerId) -> u64 {
-        let state = self.lock();
-        state
-            .rotation
-            .iter()
-            .chain(&state.draining)
-            .find(|known| known.id == worker)
-            .map_or(0, |known| known.served.load(Ordering::Relaxed))
+        self.read_worker(worker, |known| known.served.load(Ordering::Relaxed))
     }
 
     /// Requests on `worker` right now.
     pub fn in_flight(&self, worker: WorkerId) -> usize {
+        self.read_worker(worker, |known| known.server.outstanding())
+    }
+
+    /// `read` of `worker` in rotation or draining; the default (0) for a worker not known.
+    fn read_worker<T: Default>(&self, worker: WorkerId, read: impl Fn(&Worker) -> T) -> T {
         let state = self.lock();
         state
             .rotation
             .iter()
             .chain(&state.draining)
             .find(|known| known.id == worker)
-            .map_or(0, |known| known.server.outstanding())
+            .map(read)
+            .unwrap_or_default()
     }
 
     /// True when `worker` gets no new requests and has none in flight.

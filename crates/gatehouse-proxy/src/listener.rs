@@ -102,11 +102,6 @@ impl ListenerHandle {
         &self.local
     }
 
-    /// The settings being served now.
-    pub fn config(&self) -> model::Listener {
-        self.settings.load().config.clone()
-    }
-
     /// The TLS end now in use, if any.
     pub fn tls(&self) -> Option<Arc<Tls>> {
         self.settings.load().tls.clone()

@@ -60,22 +60,27 @@ pub(crate) async fn handle(
         .trusted_proxies
         .iter()
         .any(|cidr| cidr.contains(peer_ip));
-    let record = access_log.is_enabled().then(|| {
-        start_record(
-            &request,
-            &access_log,
-            &request_id,
-            peer_ip,
-            &site.trusted_proxies,
-        )
-    });
+    // Once per request: the access log's client and the app's X-Real-IP.
+    let client = if peer_trusted {
+        client_ip(request.headers(), peer_ip, &site.trusted_proxies)
+    } else {
+        peer_ip
+    };
+    let record = access_log
+        .is_enabled()
+        .then(|| start_record(&request, &access_log, &request_id, client));
 
     let (mut response, route) = if in_flight.had_length_and_chunked() {
         // hyper dropped the Content-Length; we refuse the ambiguity outright (RFC 9112 6.1).
         let error = ProxyError::BadRequest("both Content-Length and Transfer-Encoding");
         (error.into_response(), None)
     } else {
-        respond(&site, &conn, request, &request_id, peer_ip, peer_trusted).await
+        let peer = Peer {
+            ip: peer_ip,
+            trusted: peer_trusted,
+            client,
+        };
+        respond(&site, &conn, request, &request_id, peer).await
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         conn.state.mark_upgraded();
@@ -124,14 +129,21 @@ pub(crate) async fn handle(
     Ok(response.map(|body| LoggedBody::wrap(body, completion)))
 }
 
+/// Who sent the request: the TCP peer, whether it is a trusted proxy, and the client it speaks
+/// for (the peer itself unless trusted).
+struct Peer {
+    ip: IpAddr,
+    trusted: bool,
+    client: IpAddr,
+}
+
 /// Runs the request through limits, routing and the route's action.
 async fn respond<'site>(
     site: &'site Site,
     conn: &ConnInfo,
     request: Request<Incoming>,
     request_id: &HeaderValue,
-    peer_ip: IpAddr,
-    peer_trusted: bool,
+    peer: Peer,
 ) -> (Response<Body>, Option<&'site Route>) {
     if let Err(error) = check_request(site, &request) {
         tracing::debug!(%error, "rejected request");
@@ -150,13 +162,9 @@ async fn respond<'site>(
         return (ProxyError::NoRoute.into_response(), None);
     };
     let context = forward::Context {
-        client_ip: peer_ip,
-        peer_trusted,
-        real_ip: if peer_trusted {
-            client_ip(request.headers(), peer_ip, &site.trusted_proxies)
-        } else {
-            peer_ip
-        },
+        client_ip: peer.ip,
+        peer_trusted: peer.trusted,
+        real_ip: peer.client,
         scheme: conn.scheme,
         request_id: request_id.clone(),
         path_and_query: None,
@@ -347,8 +355,7 @@ fn start_record<B>(
     request: &Request<B>,
     access_log: &AccessLog,
     request_id: &HeaderValue,
-    peer_ip: IpAddr,
-    trusted: &[Cidr],
+    client: IpAddr,
 ) -> Record {
     let headers = request.headers();
     let header_text = |name: HeaderName| {
@@ -360,7 +367,7 @@ fn start_record<B>(
     let (wanted_request_headers, _) = access_log.wanted_headers();
     Record {
         time: SystemTime::now(),
-        client_ip: client_ip(headers, peer_ip, trusted),
+        client_ip: client,
         method: request.method().clone(),
         target: path_and_query(request).to_string(),
         version: request.version(),

@@ -26,6 +26,7 @@ pub struct Site {
 
 /// An upstream with the config it was made from and its health checks, which run while any
 /// site that holds them is alive.
+#[derive(Clone)]
 struct KeptUpstream {
     config: model::Upstream,
     upstream: Arc<Upstream>,
@@ -88,22 +89,16 @@ impl Site {
             .map(|upstream| {
                 let kept = previous
                     .and_then(|site| site.upstreams.get(&upstream.name))
-                    .filter(|kept| kept.config == *upstream);
-                let kept = match kept {
-                    Some(kept) => KeptUpstream {
-                        config: kept.config.clone(),
-                        upstream: Arc::clone(&kept.upstream),
-                        _health_checks: kept._health_checks.clone(),
-                    },
-                    None => {
+                    .filter(|kept| kept.config == *upstream)
+                    .cloned()
+                    .unwrap_or_else(|| {
                         let made = Upstream::new(upstream);
                         KeptUpstream {
                             config: upstream.clone(),
                             _health_checks: made.spawn_health_checks().map(Arc::new),
                             upstream: made,
                         }
-                    }
-                };
+                    });
                 (upstream.name.clone(), kept)
             })
             .collect();
